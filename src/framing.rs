@@ -1,0 +1,184 @@
+//! Line framing: turns a byte stream into `\n`-terminated lines with a hard
+//! bound on what it buffers. Pure: no I/O and no idea what a line means, so the
+//! server, the example client and the load tester all frame with this code.
+//!
+//! TCP delivers bytes, not messages: one read may hold half a line or many
+//! lines. [`LineBuf`] keeps only the unfinished tail of the stream, never more
+//! than the line limit (plus one byte for a `\r` that may precede `\n`).
+
+/// The default longest line, in bytes, without its line ending.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 4096;
+
+/// One unit of framed input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Frame<'a> {
+    /// A complete line, without its `\n` and without a `\r` right before it.
+    Line(&'a [u8]),
+    /// A line went over the limit. Reported once per overlong line, as soon as
+    /// the limit is known to be crossed; its bytes up to the next `\n` are
+    /// discarded without being buffered.
+    TooLong,
+}
+
+/// The framing state of one stream: the unfinished line carried between reads.
+#[derive(Debug, Default)]
+pub struct LineBuf {
+    /// Bytes of a line whose `\n` has not arrived yet. At most `max + 1` bytes
+    /// (content plus a possible `\r`), and released when the line completes so
+    /// an idle connection holds no framing memory.
+    partial: Vec<u8>,
+    /// True while skipping the rest of an overlong line up to its `\n`.
+    discarding: bool,
+}
+
+impl LineBuf {
+    /// An empty framer; allocates nothing until a line is split across reads.
+    pub fn new() -> LineBuf {
+        LineBuf::default()
+    }
+
+    /// Bytes currently buffered for an unfinished line.
+    pub fn buffered_len(&self) -> usize {
+        self.partial.len()
+    }
+
+    /// True when there is no unfinished line and no overlong line being skipped.
+    pub fn is_idle(&self) -> bool {
+        self.partial.is_empty() && !self.discarding
+    }
+
+    /// Feeds `data` and calls `on` for each frame it completes, in order.
+    /// Lines that fit entirely in `data` are handed out without copying.
+    pub fn push<F>(&mut self, mut data: &[u8], max: usize, on: &mut F)
+    where
+        F: FnMut(Frame<'_>),
+    {
+        while let Some(i) = memchr::memchr(b'\n', data) {
+            let head = &data[..i];
+            data = &data[i + 1..];
+            if self.discarding {
+                // The overlong line was already reported; this is its end.
+                self.discarding = false;
+            } else if self.partial.is_empty() {
+                emit(head, max, on);
+            } else if self.partial.len() + head.len() > max + 1 {
+                self.partial = Vec::new();
+                on(Frame::TooLong);
+            } else {
+                self.partial.extend_from_slice(head);
+                let line = std::mem::take(&mut self.partial);
+                emit(&line, max, on);
+            }
+        }
+        if data.is_empty() || self.discarding {
+            return;
+        }
+        if self.partial.len() + data.len() > max + 1 {
+            // Report now rather than at the newline: the newline may never come,
+            // and the limit is what bounds our memory.
+            self.partial = Vec::new();
+            self.discarding = true;
+            on(Frame::TooLong);
+        } else {
+            self.partial.extend_from_slice(data);
+        }
+    }
+
+    /// Ends the stream: an unfinished final line is handed out as a line (the
+    /// peer closed without a trailing newline), then the framer is reset.
+    pub fn finish<F>(&mut self, max: usize, on: &mut F)
+    where
+        F: FnMut(Frame<'_>),
+    {
+        let line = std::mem::take(&mut self.partial);
+        let was_discarding = std::mem::replace(&mut self.discarding, false);
+        if !was_discarding && !line.is_empty() {
+            emit(&line, max, on);
+        }
+    }
+}
+
+/// Strips one `\r` before the (already removed) `\n` and applies the limit.
+fn emit<F>(line: &[u8], max: usize, on: &mut F)
+where
+    F: FnMut(Frame<'_>),
+{
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.len() > max {
+        on(Frame::TooLong);
+    } else {
+        on(Frame::Line(line));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Frames `chunks` in order (then EOF) and renders each frame as a string.
+    fn frames(chunks: &[&[u8]], max: usize) -> Vec<String> {
+        let mut buf = LineBuf::new();
+        let mut out = Vec::new();
+        let mut on = |f: Frame<'_>| {
+            out.push(match f {
+                Frame::Line(l) => String::from_utf8_lossy(l).into_owned(),
+                Frame::TooLong => "<too long>".to_string(),
+            })
+        };
+        for c in chunks {
+            buf.push(c, max, &mut on);
+            assert!(buf.buffered_len() <= max + 1);
+        }
+        buf.finish(max, &mut on);
+        out
+    }
+
+    #[test]
+    fn table() {
+        let cases: &[(&[&[u8]], usize, &[&str])] = &[
+            (&[b"a\n"], 8, &["a"]),
+            (&[b"a\nb\nc\n"], 8, &["a", "b", "c"]),
+            (&[b"a", b"b", b"c\n"], 8, &["abc"]),
+            (&[b"a\r\n"], 8, &["a"]),
+            (&[b"a\r", b"\n"], 8, &["a"]),
+            (&[b"a\r\r\n"], 8, &["a\r"]),
+            (&[b"\n\n"], 8, &["", ""]),
+            (&[b"no newline"], 16, &["no newline"]),
+            (&[b"x\nfinal"], 8, &["x", "final"]),
+            // exactly at the limit, with and without \r
+            (&[b"12345678\n"], 8, &["12345678"]),
+            (&[b"1234", b"5678\r\n"], 8, &["12345678"]),
+            // one over: reported once, then framing resumes
+            (&[b"123456789\nok\n"], 8, &["<too long>", "ok"]),
+            (&[b"12345", b"6789\nok\n"], 8, &["<too long>", "ok"]),
+            (&[b"12345678\r", b"\n"], 8, &["12345678"]),
+            // an endless line is reported once, at the point it crosses the limit
+            (&[b"1234567890", b"abcdef", b"ghi"], 8, &["<too long>"]),
+            (&[b"1234567890", b"abc\ndone\n"], 8, &["<too long>", "done"]),
+            (&[b"1234567890\n"], 8, &["<too long>"]),
+        ];
+        for (chunks, max, want) in cases {
+            assert_eq!(frames(chunks, *max), *want, "chunks {chunks:?} max {max}");
+        }
+    }
+
+    #[test]
+    fn idle_after_complete_lines_holds_no_memory() {
+        let mut buf = LineBuf::new();
+        buf.push(b"abc", 8, &mut |_| {});
+        assert_eq!(buf.buffered_len(), 3);
+        buf.push(b"\n", 8, &mut |_| {});
+        assert!(buf.is_idle());
+        assert_eq!(buf.partial.capacity(), 0);
+    }
+
+    #[test]
+    fn discarding_state_ends_at_newline() {
+        let mut buf = LineBuf::new();
+        buf.push(b"0123456789", 4, &mut |_| {});
+        assert!(!buf.is_idle());
+        assert_eq!(buf.buffered_len(), 0);
+        buf.push(b"more\n", 4, &mut |_| {});
+        assert!(buf.is_idle());
+    }
+}
