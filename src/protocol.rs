@@ -263,7 +263,17 @@ mod tests {
         for ok in ["a", "Alice", "bob_2", "x-y", &"n".repeat(32)] {
             assert!(is_valid_name(ok), "{ok:?} should be valid");
         }
-        for bad in ["", " a", "a b", "ünï", "a:b", "a\u{1b}", &"n".repeat(33), "*", "!"] {
+        for bad in [
+            "",
+            " a",
+            "a b",
+            "ünï",
+            "a:b",
+            "a\u{1b}",
+            &"n".repeat(33),
+            "*",
+            "!",
+        ] {
             assert!(!is_valid_name(bad), "{bad:?} should be invalid");
         }
     }
@@ -316,8 +326,20 @@ mod tests {
             ("/join a b", Err(ParseError::Usage("/join <room>"))),
             ("/nick bob", Ok(Some(Nick("bob")))),
             ("/nick", Err(ParseError::Usage("/nick <name>"))),
-            ("/msg bob hi there", Ok(Some(Msg { to: "bob", text: "hi there" }))),
-            ("/msg  bob   hi ", Ok(Some(Msg { to: "bob", text: "hi " }))),
+            (
+                "/msg bob hi there",
+                Ok(Some(Msg {
+                    to: "bob",
+                    text: "hi there",
+                })),
+            ),
+            (
+                "/msg  bob   hi ",
+                Ok(Some(Msg {
+                    to: "bob",
+                    text: "hi ",
+                })),
+            ),
             ("/msg bob", Err(ParseError::Usage("/msg <name> <text>"))),
             ("/msg bob   ", Err(ParseError::Usage("/msg <name> <text>"))),
             ("/msg", Err(ParseError::Usage("/msg <name> <text>"))),
@@ -335,7 +357,16 @@ mod tests {
 
     #[test]
     fn accepted_commands_round_trip() {
-        for line in ["hi", "//x", "/join a", "/msg b t t", "/me x", "/quit", "/quit r", "/who"] {
+        for line in [
+            "hi",
+            "//x",
+            "/join a",
+            "/msg b t t",
+            "/me x",
+            "/quit",
+            "/quit r",
+            "/who",
+        ] {
             let cmd = parse_command(line).unwrap().unwrap();
             assert_eq!(parse_command(&cmd.to_string()), Ok(Some(cmd)), "{line}");
         }
@@ -348,8 +379,21 @@ mod tests {
             ("NAME", Prompt),
             ("* alice joined lobby", Notice("alice joined lobby")),
             ("! name taken: bob", Error("name taken: bob")),
-            ("[pm a -> b] hi: there", Private { from: "a", to: "b", text: "hi: there" }),
-            ("alice: hello: world", Chat { from: "alice", text: "hello: world" }),
+            (
+                "[pm a -> b] hi: there",
+                Private {
+                    from: "a",
+                    to: "b",
+                    text: "hi: there",
+                },
+            ),
+            (
+                "alice: hello: world",
+                Chat {
+                    from: "alice",
+                    text: "hello: world",
+                },
+            ),
             ("not a name: x", Other("not a name: x")),
             ("plain", Other("plain")),
         ];

@@ -1,0 +1,173 @@
+//! Shared helpers for integration tests: start a real server in-process on
+//! port 0, connect real TCP clients, and read lines with a deadline so a
+//! broken server fails a test instead of hanging it.
+#![allow(dead_code)]
+
+use std::io::{self, BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use chatroom::{Config, Server, ServerHandle};
+
+/// How long any single expected line may take before the test fails.
+pub const LINE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A server running on its own thread; stopped and joined when dropped.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub handle: ServerHandle,
+    thread: Option<JoinHandle<io::Result<()>>>,
+}
+
+impl TestServer {
+    /// Asks the server to shut down and waits for `run` to return.
+    pub fn stop(mut self) -> io::Result<()> {
+        self.stop_inner()
+    }
+
+    fn stop_inner(&mut self) -> io::Result<()> {
+        self.handle.shutdown();
+        match self.thread.take() {
+            Some(t) => t.join().expect("server thread panicked"),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits (bounded) until `pred` holds for the server's stats.
+    #[track_caller]
+    pub fn wait_for(&self, what: &str, pred: impl Fn(&chatroom::Stats) -> bool) {
+        let deadline = Instant::now() + LINE_TIMEOUT;
+        loop {
+            let stats = self.handle.stats();
+            if pred(&stats) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}: {stats:?}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            let _ = self.stop_inner();
+        }
+    }
+}
+
+/// A config for tests: loopback, port 0, defaults otherwise.
+pub fn test_config() -> Config {
+    Config {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        ..Config::default()
+    }
+}
+
+/// Starts a server with default limits on a free port.
+pub fn start_server() -> TestServer {
+    start_with(test_config())
+}
+
+/// Starts a server with `config` (its address should use port 0).
+pub fn start_with(config: Config) -> TestServer {
+    let server = Server::bind(config).expect("bind test server");
+    let addr = server.local_addr();
+    let handle = server.handle();
+    let thread = std::thread::spawn(move || server.run());
+    TestServer {
+        addr,
+        handle,
+        thread: Some(thread),
+    }
+}
+
+/// One test client: a blocking socket with a read deadline.
+pub struct Client {
+    pub reader: BufReader<TcpStream>,
+    pub name: String,
+}
+
+impl Client {
+    /// Connects without sending anything.
+    pub fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).expect("connect to test server");
+        stream.set_read_timeout(Some(LINE_TIMEOUT)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Client {
+            reader: BufReader::new(stream),
+            name: String::new(),
+        }
+    }
+
+    /// Connects, answers the prompt with `name` and waits for the own join
+    /// notice, so the client is registered in `lobby` when this returns.
+    #[track_caller]
+    pub fn login(addr: SocketAddr, name: &str) -> Client {
+        let mut c = Client::connect(addr);
+        c.expect("NAME");
+        c.send(name);
+        c.expect(&format!("* {name} joined lobby"));
+        c.name = name.to_string();
+        c
+    }
+
+    pub fn stream(&self) -> &TcpStream {
+        self.reader.get_ref()
+    }
+
+    /// Sends one line (adds the `\n`).
+    #[track_caller]
+    pub fn send(&mut self, line: &str) {
+        self.send_raw(format!("{line}\n").as_bytes());
+    }
+
+    #[track_caller]
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.reader.get_mut().write_all(bytes).expect("send to server");
+    }
+
+    /// Reads one line without its `\n`; `None` at EOF. Fails the test after
+    /// [`LINE_TIMEOUT`].
+    #[track_caller]
+    pub fn read_line(&mut self) -> Option<String> {
+        let mut buf = Vec::new();
+        match self.reader.read_until(b'\n', &mut buf) {
+            Ok(0) => None,
+            Ok(_) => {
+                assert_eq!(buf.pop(), Some(b'\n'), "line without newline before EOF: {buf:?}");
+                Some(String::from_utf8(buf).expect("server sent invalid UTF-8"))
+            }
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => None,
+            Err(e) => panic!("reading a line from the server: {e}"),
+        }
+    }
+
+    /// Reads one line and asserts it is exactly `want`.
+    #[track_caller]
+    pub fn expect(&mut self, want: &str) {
+        let got = self.read_line();
+        assert_eq!(got.as_deref(), Some(want), "client {:?}", self.name);
+    }
+
+    /// Reads lines until one equals `want`, returning the ones before it.
+    #[track_caller]
+    pub fn expect_eventually(&mut self, want: &str) -> Vec<String> {
+        let mut skipped = Vec::new();
+        loop {
+            match self.read_line() {
+                Some(line) if line == want => return skipped,
+                Some(line) => skipped.push(line),
+                None => panic!("EOF before {want:?}; got {skipped:?}"),
+            }
+        }
+    }
+
+    /// Asserts the server closes the connection (after any lines in `before`).
+    #[track_caller]
+    pub fn expect_eof(&mut self) {
+        let got = self.read_line();
+        assert_eq!(got, None, "expected the server to close the connection");
+    }
+}
