@@ -133,9 +133,12 @@ mod tests {
         out
     }
 
+    /// Input chunks, the line limit, and the frames expected.
+    type Case = (&'static [&'static [u8]], usize, &'static [&'static str]);
+
     #[test]
     fn table() {
-        let cases: &[(&[&[u8]], usize, &[&str])] = &[
+        let cases: &[Case] = &[
             (&[b"a\n"], 8, &["a"]),
             (&[b"a\nb\nc\n"], 8, &["a", "b", "c"]),
             (&[b"a", b"b", b"c\n"], 8, &["abc"]),

@@ -45,43 +45,52 @@ struct Args {
     log_level: Option<LevelFilter>,
 }
 
-fn parse_args() -> Result<Args, pico_args::Error> {
+fn parse_args() -> Result<Args, String> {
     let mut pargs = pico_args::Arguments::from_env();
-    let bind: IpAddr = pargs
-        .opt_value_from_fn("--bind", |s| s.trim_matches(['[', ']']).parse::<IpAddr>())?
-        .unwrap_or(IpAddr::from([127, 0, 0, 1]));
-    let port: u16 = pargs.opt_value_from_str("--port")?.unwrap_or(DEFAULT_PORT);
+    let bind = opt(&mut pargs, "--bind", |s| {
+        s.trim_matches(['[', ']']).parse::<IpAddr>()
+    })?;
+    let port = opt(&mut pargs, "--port", str::parse::<u16>)?;
     let config = Config {
-        addr: SocketAddr::new(bind, port),
-        max_line: pargs
-            .opt_value_from_fn("--max-line", positive)?
-            .unwrap_or(DEFAULT_MAX_LINE_BYTES),
-        max_outbuf: pargs
-            .opt_value_from_fn("--max-outbuf", positive)?
-            .unwrap_or(DEFAULT_MAX_OUTBUF_BYTES),
-        login_timeout: pargs
-            .opt_value_from_fn("--login-timeout", positive)?
+        addr: SocketAddr::new(
+            bind.unwrap_or(IpAddr::from([127, 0, 0, 1])),
+            port.unwrap_or(DEFAULT_PORT),
+        ),
+        max_line: opt(&mut pargs, "--max-line", positive)?.unwrap_or(DEFAULT_MAX_LINE_BYTES),
+        max_outbuf: opt(&mut pargs, "--max-outbuf", positive)?.unwrap_or(DEFAULT_MAX_OUTBUF_BYTES),
+        login_timeout: opt(&mut pargs, "--login-timeout", positive)?
             .map_or(DEFAULT_LOGIN_TIMEOUT, |s| Duration::from_secs(s as u64)),
-        max_clients: pargs
-            .opt_value_from_fn("--max-clients", positive)?
+        max_clients: opt(&mut pargs, "--max-clients", positive)?
             .unwrap_or_else(default_max_clients),
-        notice_limit: pargs
-            .opt_value_from_str("--notice-limit")?
+        notice_limit: opt(&mut pargs, "--notice-limit", str::parse::<usize>)?
             .unwrap_or(DEFAULT_NOTICE_LIMIT),
         handle_signals: true,
     };
-    let log_level = pargs.opt_value_from_fn("--log-level", |s| s.parse::<LevelFilter>())?;
+    let log_level = opt(&mut pargs, "--log-level", str::parse::<LevelFilter>)?;
     let rest = pargs.finish();
     if !rest.is_empty() {
         let rest: Vec<String> = rest
             .iter()
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
-        return Err(pico_args::Error::ArgumentParsingFailed {
-            cause: format!("unexpected arguments: {}", rest.join(" ")),
-        });
+        return Err(format!("unexpected arguments: {}", rest.join(" ")));
     }
     Ok(Args { config, log_level })
+}
+
+/// One optional flag, with the flag named in any error.
+fn opt<T, E: std::fmt::Display>(
+    pargs: &mut pico_args::Arguments,
+    flag: &'static str,
+    parse: fn(&str) -> Result<T, E>,
+) -> Result<Option<T>, String> {
+    pargs.opt_value_from_fn(flag, parse).map_err(|e| match e {
+        pico_args::Error::OptionWithoutAValue(_) => format!("{flag} needs a value"),
+        pico_args::Error::Utf8ArgumentParsingFailed { value, cause } => {
+            format!("{flag} {value:?}: {cause}")
+        }
+        other => format!("{flag}: {other}"),
+    })
 }
 
 fn positive(s: &str) -> Result<usize, String> {

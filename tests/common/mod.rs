@@ -43,7 +43,10 @@ impl TestServer {
             if pred(&stats) {
                 return;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}: {stats:?}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {stats:?}"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     }
@@ -125,7 +128,10 @@ impl Client {
 
     #[track_caller]
     pub fn send_raw(&mut self, bytes: &[u8]) {
-        self.reader.get_mut().write_all(bytes).expect("send to server");
+        self.reader
+            .get_mut()
+            .write_all(bytes)
+            .expect("send to server");
     }
 
     /// Reads one line without its `\n`; `None` at EOF. Fails the test after
@@ -136,7 +142,11 @@ impl Client {
         match self.reader.read_until(b'\n', &mut buf) {
             Ok(0) => None,
             Ok(_) => {
-                assert_eq!(buf.pop(), Some(b'\n'), "line without newline before EOF: {buf:?}");
+                assert_eq!(
+                    buf.pop(),
+                    Some(b'\n'),
+                    "line without newline before EOF: {buf:?}"
+                );
                 Some(String::from_utf8(buf).expect("server sent invalid UTF-8"))
             }
             Err(e) if e.kind() == io::ErrorKind::ConnectionReset => None,
