@@ -9,10 +9,11 @@ use mio::net::TcpStream;
 
 use crate::framing::LineBuf;
 
-/// Output buffers above this capacity are released once flushed, so an idle
-/// connection holds (almost) no buffer memory while busy ones avoid
-/// reallocating for every small line.
-const KEEP_OUTBUF_CAPACITY: usize = 512;
+/// Output buffers above this capacity are released as soon as they are
+/// flushed (one burst must not pin memory); smaller ones are kept while the
+/// client is busy, so it does not reallocate every turn, and released by
+/// [`Conn::release_idle_buffer`] once it goes quiet.
+const KEEP_OUTBUF_CAPACITY: usize = 64 * 1024;
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,6 +211,15 @@ impl Conn {
             self.out.clear();
         }
         Ok(Flushed::All)
+    }
+
+    /// Frees the output buffer if nothing is queued: called periodically so
+    /// an idle connection holds no buffer memory.
+    pub fn release_idle_buffer(&mut self) {
+        if self.pending_out() == 0 && self.out.capacity() > 0 {
+            self.out = Vec::new();
+            self.sent = 0;
+        }
     }
 
     /// Writes `bytes` straight to the socket, best effort, bypassing the

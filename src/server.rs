@@ -49,6 +49,8 @@ pub const NOTICE_INTERVAL: Duration = Duration::from_secs(2);
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long shutdown waits for clients to receive their queued output.
 const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often empty output buffers of quiet connections are released.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// After an accept error such as EMFILE, stop accepting this long instead of
 /// spinning on a listener that stays readable.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
@@ -227,6 +229,8 @@ pub struct Server {
     notice_due: Option<Instant>,
     /// Accepting is paused until then after an accept error.
     accept_paused_until: Option<Instant>,
+    /// When idle output buffers are next released.
+    next_sweep: Instant,
     /// Set when shutdown begins: connections still open then are dropped.
     shutdown_deadline: Option<Instant>,
     signals: Option<Signals>,
@@ -294,6 +298,7 @@ impl Server {
             login_deadlines: VecDeque::new(),
             notice_due: None,
             accept_paused_until: None,
+            next_sweep: Instant::now() + SWEEP_INTERVAL,
             shutdown_deadline: None,
             signals,
             signals_seen: 0,
@@ -390,6 +395,7 @@ impl Server {
             self.conns.drain_deadlines.front().map(|d| d.0),
             self.notice_due,
             self.accept_paused_until,
+            Some(self.next_sweep),
             self.shutdown_deadline,
         ]
         .into_iter()
@@ -581,6 +587,13 @@ impl Server {
         if self.notice_due.is_some_and(|at| at <= now) {
             self.notice_due = None;
             self.chat.flush_notices(&mut self.conns);
+        }
+        if self.next_sweep <= now {
+            // O(connections) once a second, never per message.
+            self.next_sweep = now + SWEEP_INTERVAL;
+            for (_, conn) in self.conns.slab.iter_mut() {
+                conn.release_idle_buffer();
+            }
         }
         if self.accept_paused_until.is_some_and(|at| at <= now) {
             self.accept_paused_until = None;
