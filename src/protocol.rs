@@ -3,6 +3,7 @@
 //! and no state. `docs/PROTOCOL.md` is the contract; this module is its code,
 //! shared by the server, the example client and the load tester.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// The line the server sends to ask a newcomer for a name.
@@ -39,6 +40,28 @@ pub fn is_unsafe_char(c: char) -> bool {
         '\u{0}'..='\u{8}' | '\u{a}'..='\u{1f}' | '\u{7f}'..='\u{9f}'
         | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
         | '\u{2028}' | '\u{2029}')
+}
+
+/// Renders text for a terminal: every character for which
+/// [`is_unsafe_char`] is true becomes a visible escape (`\x1b`, `\u{202e}`);
+/// everything else is kept. Clients use it so nothing from the network is
+/// ever written raw to a terminal, whatever the server let through.
+pub fn escape_unsafe(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(is_unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        let code = u32::from(c);
+        if !is_unsafe_char(c) {
+            out.push(c);
+        } else if code < 0x100 {
+            out.push_str(&format!("\\x{code:02x}"));
+        } else {
+            out.push_str(&format!("\\u{{{code:04x}}}"));
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// Why a line of text is refused.
@@ -303,6 +326,24 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(check_text(input), *want, "input {input:?}");
         }
+    }
+
+    #[test]
+    fn escaping_for_terminals() {
+        let cases = [
+            ("plain text\tand tab", "plain text\tand tab"),
+            ("\u{1b}[2J", "\\x1b[2J"),
+            ("bell\u{7}", "bell\\x07"),
+            ("c1 \u{9b}31m", "c1 \\x9b31m"),
+            ("del\u{7f}", "del\\x7f"),
+            ("cr\r", "cr\\x0d"),
+            ("rlo \u{202e}x", "rlo \\u{202e}x"),
+            ("caf\u{e9}", "caf\u{e9}"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(escape_unsafe(input), want, "input {input:?}");
+        }
+        assert!(matches!(escape_unsafe("safe"), Cow::Borrowed(_)));
     }
 
     #[test]
