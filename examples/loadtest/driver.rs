@@ -1,0 +1,911 @@
+//! The load tester's one event loop: a mio `Poll` over every client socket,
+//! paced connects, batched reads framed by the crate's `LineBuf`, and the
+//! senders' pre-encoded messages written straight after each event batch.
+//! It owns sockets and counting state; it does not decide what a scenario
+//! does or print anything (the scenarios drive it turn by turn).
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use chatroom::framing::{Frame, LineBuf};
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::payload::{self, Template, PROBE_SENDER};
+use crate::tally::{Seen, Tally};
+use crate::wire::{Decoder, Event, Target};
+
+/// Longest line we buffer while framing; far above any line we send or expect.
+const MAX_LINE_BYTES: usize = 64 * 1024;
+/// One read may take this much: big enough that a busy socket is drained in
+/// one or two syscalls.
+const READ_BUF_BYTES: usize = 64 * 1024;
+
+/// How to reach the server.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Which protocol to speak.
+    pub target: Target,
+    /// The server's address.
+    pub addr: SocketAddr,
+    /// Local addresses to spread client sockets over (empty: let the kernel pick).
+    pub src_ips: Vec<IpAddr>,
+    /// Bytes per message line on the wire, newline included.
+    pub line_bytes: usize,
+    /// Most connections being opened or registered at once, so the server's
+    /// listen backlog never overflows (a dropped SYN costs a 1 s retransmit).
+    pub connect_batch: usize,
+    /// A prefix making this run's names unique on a server shared with other runs.
+    pub name_prefix: String,
+}
+
+/// What the senders do after each event batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendMode {
+    /// Nothing.
+    Off,
+    /// Closed loop: each sender keeps at most `window` of its own messages
+    /// unconfirmed (its echo not back yet), until it has sent `limit`.
+    Window {
+        /// Most unconfirmed messages per sender.
+        window: u32,
+        /// Messages per sender.
+        limit: u32,
+    },
+    /// Open loop: every sender sends one message each `interval_ns`, its own
+    /// schedule offset so that sends are spread evenly, until `end_ns`. Each
+    /// message carries its intended send time, so a late send counts as latency.
+    Schedule {
+        /// Gap between one sender's messages.
+        interval_ns: u64,
+        /// When the first message is due.
+        start_ns: u64,
+        /// No send is scheduled at or after this time.
+        end_ns: u64,
+    },
+}
+
+/// One socket: a client's receiving connection or (Redis) a sender's
+/// publishing connection.
+#[derive(Debug)]
+struct Conn {
+    sock: TcpStream,
+    /// The client it belongs to.
+    client: usize,
+    /// True for a Redis PUBLISH connection, which receives only replies.
+    publisher: bool,
+    /// The connect has completed.
+    connected: bool,
+    /// Failed or closed by the peer; removed at the end of the event batch so
+    /// a later event in the same batch never reaches a reused slot.
+    dead: bool,
+    /// Bytes queued for the socket; `out[out_at..]` is still unsent.
+    out: Vec<u8>,
+    out_at: usize,
+    lines: LineBuf,
+    decoder: Decoder,
+}
+
+/// One simulated user.
+#[derive(Debug)]
+pub struct Client {
+    /// Its current name (a new one after each rejoin).
+    pub name: String,
+    /// Rejoins so far.
+    pub gen: u32,
+    /// Key of its receiving connection.
+    recv: Option<usize>,
+    /// Key of its publishing connection (Redis senders only).
+    publ: Option<usize>,
+    /// The server confirmed its registration (tutorial: its name was sent).
+    pub registered: bool,
+    /// It received a probe (tutorial only: proof it is in the broadcast list).
+    pub probed: bool,
+    /// When it registered, in ns since the run began.
+    pub registered_ns: u64,
+}
+
+/// One sending client's state.
+#[derive(Debug)]
+pub struct Sender {
+    /// The client that sends (and receives its own echo).
+    pub client: usize,
+    template: Template,
+    /// Messages sent so far; the next one has this sequence number.
+    pub sent: u32,
+    /// Own messages whose echo came back (the window's lower edge).
+    pub confirmed: u32,
+    /// Intended time of the next open-loop send.
+    next_due_ns: u64,
+    /// Already in the list of senders to refill after this batch.
+    woken: bool,
+}
+
+/// Things that went right or wrong, for the report.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Connects completed.
+    pub connected: u64,
+    /// Connects that failed.
+    pub connect_errors: u64,
+    /// Connections the server closed or broke while we wanted them.
+    pub disconnects: u64,
+    /// Error lines (`! ...`, `-ERR`) from the server.
+    pub server_errors: u64,
+    /// Lines or payloads that made no sense, or were misattributed.
+    pub malformed: u64,
+    /// The first few problems, for the report.
+    pub notes: Vec<String>,
+    /// When the last counted delivery arrived, ns since the run began.
+    pub last_delivery_ns: u64,
+}
+
+impl Counters {
+    fn note(&mut self, what: impl FnOnce() -> String) {
+        if self.notes.len() < 5 {
+            self.notes.push(what());
+        }
+    }
+}
+
+/// Everything line handling touches, apart from the sockets.
+#[derive(Debug)]
+pub struct State {
+    target: Target,
+    base: Instant,
+    payload_len: usize,
+    /// All clients, by index (also their receiver index in the tally).
+    pub clients: Vec<Client>,
+    /// All senders, by index (the number in their payloads).
+    pub senders: Vec<Sender>,
+    /// Delivery counts.
+    pub tally: Tally,
+    /// Errors and other events.
+    pub c: Counters,
+    /// Senders whose window moved during this batch.
+    woken: Vec<usize>,
+    /// Clients registered now.
+    pub registered: usize,
+    /// Clients that have received a probe.
+    pub probed: usize,
+    /// Publishing connections connected now.
+    pub publishers: usize,
+    /// Clients opened but not yet registered (for connect pacing).
+    inflight: usize,
+}
+
+impl State {
+    /// Nanoseconds since the run began: the clock of every stamp.
+    pub fn now_ns(&self) -> u64 {
+        self.base.elapsed().as_nanos() as u64
+    }
+
+    fn on_line(
+        &mut self,
+        client: usize,
+        publisher: bool,
+        decoder: &mut Decoder,
+        line: &[u8],
+        now: u64,
+    ) {
+        let ev = decoder.line(self.target, &self.clients[client].name, line);
+        match ev {
+            Event::Nothing => {}
+            Event::Registered if !publisher => self.registered(client, now),
+            Event::Delivery { from, payload } if !publisher => {
+                self.delivery(client, from, payload, now)
+            }
+            Event::ServerError(e) => {
+                self.c.server_errors += 1;
+                let name = &self.clients[client].name;
+                self.c.note(|| format!("server error to {name}: {e}"));
+            }
+            Event::Malformed(_) | Event::Registered | Event::Delivery { .. } => {
+                self.c.malformed += 1;
+                let text = String::from_utf8_lossy(line);
+                self.c.note(|| format!("unexpected line: {text:.120}"));
+            }
+        }
+    }
+
+    fn registered(&mut self, client: usize, now: u64) {
+        let cl = &mut self.clients[client];
+        if !cl.registered {
+            cl.registered = true;
+            cl.registered_ns = now;
+            self.registered += 1;
+            self.inflight = self.inflight.saturating_sub(1);
+        }
+    }
+
+    fn delivery(&mut self, client: usize, from: Option<&str>, payload: &[u8], now: u64) {
+        let stamp = match payload::decode(payload, Some(self.payload_len)) {
+            Ok(s) => s,
+            Err(e) => {
+                self.c.malformed += 1;
+                let text = String::from_utf8_lossy(payload);
+                self.c.note(|| format!("{e}: {text:.120}"));
+                return;
+            }
+        };
+        if stamp.sender == PROBE_SENDER {
+            let cl = &mut self.clients[client];
+            if !cl.probed {
+                cl.probed = true;
+                self.probed += 1;
+            }
+            return;
+        }
+        let s = stamp.sender as usize;
+        let Some(sender) = self.senders.get(s) else {
+            self.c.malformed += 1;
+            self.c.note(|| format!("message from unknown sender {s}"));
+            return;
+        };
+        if let Some(from) = from {
+            let want = &self.clients[sender.client].name;
+            if from != want {
+                self.c.malformed += 1;
+                self.c
+                    .note(|| format!("message of {want} attributed to {from}"));
+                return;
+            }
+        }
+        let seen = self
+            .tally
+            .record(client, s, stamp.seq, now.saturating_sub(stamp.sent_ns));
+        self.c.last_delivery_ns = now;
+        let sender = &mut self.senders[s];
+        if client == sender.client && seen != Seen::Late {
+            sender.confirmed = sender.confirmed.max(stamp.seq + 1);
+            if !sender.woken {
+                sender.woken = true;
+                self.woken.push(s);
+            }
+        }
+    }
+}
+
+/// The event loop and everything it drives.
+#[derive(Debug)]
+pub struct Driver {
+    poll: Poll,
+    events: Events,
+    conns: Slab<Conn>,
+    /// One read buffer shared by all sockets: lines are framed straight out of it.
+    rbuf: Vec<u8>,
+    /// Connections found dead during the current batch.
+    closing: Vec<usize>,
+    /// Clients waiting to be opened.
+    queue: VecDeque<usize>,
+    /// Round-robin position in `opts.src_ips`.
+    next_src: usize,
+    opts: Options,
+    /// Probe messages (tutorial), sent by client 0.
+    probe: Template,
+    probes_sent: u32,
+    /// What senders do after each batch.
+    pub mode: SendMode,
+    /// Counting state.
+    pub st: State,
+}
+
+impl Driver {
+    /// A driver for `clients` clients, of which `sender_clients[i]` is sender `i`.
+    pub fn new(opts: Options, clients: usize, sender_clients: &[usize]) -> io::Result<Driver> {
+        let target = opts.target;
+        let clients_vec = (0..clients)
+            .map(|i| Client {
+                name: format!("{}{i}", opts.name_prefix),
+                gen: 0,
+                recv: None,
+                publ: None,
+                registered: false,
+                probed: false,
+                registered_ns: 0,
+            })
+            .collect();
+        let senders = sender_clients
+            .iter()
+            .enumerate()
+            .map(|(i, &client)| Sender {
+                client,
+                template: target.template(opts.line_bytes, i as u32),
+                sent: 0,
+                confirmed: 0,
+                next_due_ns: 0,
+                woken: false,
+            })
+            .collect();
+        // Timers (ppoll) fire when due, not up to 50 us later: latency samples
+        // start at the intended send time, so sending late would inflate them.
+        // SAFETY: PR_SET_TIMERSLACK takes one integer and touches no memory.
+        unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
+        Ok(Driver {
+            poll: Poll::new()?,
+            events: Events::with_capacity(4096),
+            conns: Slab::with_capacity(clients + sender_clients.len()),
+            rbuf: vec![0; READ_BUF_BYTES],
+            closing: Vec::new(),
+            queue: VecDeque::new(),
+            next_src: 0,
+            probe: target.template(opts.line_bytes, PROBE_SENDER),
+            probes_sent: 0,
+            mode: SendMode::Off,
+            st: State {
+                target,
+                base: Instant::now(),
+                payload_len: opts.line_bytes - 1,
+                clients: clients_vec,
+                senders,
+                tally: Tally::new(clients, sender_clients.len()),
+                c: Counters::default(),
+                woken: Vec::new(),
+                registered: 0,
+                probed: 0,
+                publishers: 0,
+                inflight: 0,
+            },
+            opts,
+        })
+    }
+
+    /// The target server's protocol.
+    pub fn target(&self) -> Target {
+        self.opts.target
+    }
+
+    /// Asks for `client` to be connected (paced by `connect_batch`).
+    pub fn queue_connect(&mut self, client: usize) {
+        self.queue.push_back(client);
+    }
+
+    /// Nothing queued or being opened: waiting longer brings no new registrations.
+    pub fn connects_settled(&self) -> bool {
+        self.queue.is_empty() && self.st.inflight == 0
+    }
+
+    /// True when every client is registered and every publisher connected
+    /// (and, for the tutorial server, every client has seen a probe).
+    pub fn all_ready(&self) -> bool {
+        let n = self.st.clients.len();
+        self.st.registered == n
+            && (!self.opts.target.has_publishers() || self.st.publishers == self.st.senders.len())
+            && (self.opts.target.confirms_registration() || self.st.probed == n)
+    }
+
+    /// Closes `client`'s connections on purpose (it leaves the room).
+    pub fn close_client(&mut self, client: usize) {
+        let cl = &mut self.st.clients[client];
+        let keys = [cl.recv.take(), cl.publ.take()];
+        if cl.registered {
+            cl.registered = false;
+            self.st.registered -= 1;
+        } else if keys[0].is_some() {
+            self.st.inflight = self.st.inflight.saturating_sub(1);
+        }
+        for key in keys.into_iter().flatten() {
+            let mut conn = self.conns.remove(key);
+            if conn.publisher && conn.connected {
+                self.st.publishers -= 1;
+            }
+            // Deregistering can only fail if it was never registered; the
+            // socket is closed just after either way.
+            let _ = self.poll.registry().deregister(&mut conn.sock);
+        }
+    }
+
+    /// Gives `client` a new name and forgets what it saw, then queues its connect.
+    pub fn rejoin(&mut self, client: usize) {
+        let cl = &mut self.st.clients[client];
+        cl.gen += 1;
+        cl.name = format!("{}{client}g{}", self.opts.name_prefix, cl.gen);
+        cl.probed = false;
+        self.st.tally.reset(client);
+        self.queue_connect(client);
+    }
+
+    /// Sends one probe from client 0 (tutorial registration barrier).
+    pub fn send_probe(&mut self) {
+        let Some(key) = self.st.clients.first().and_then(|c| c.recv) else {
+            return;
+        };
+        let now = self.st.now_ns();
+        let bytes = self.probe.stamp(self.probes_sent, now);
+        self.probes_sent += 1;
+        if let Some(conn) = self.conns.get_mut(key) {
+            if conn.connected {
+                conn.out.extend_from_slice(bytes);
+                self.flush(key);
+            }
+        }
+    }
+
+    /// Sets the senders going in `mode`, starting now.
+    pub fn start(&mut self, mode: SendMode) {
+        self.mode = mode;
+        let n = self.st.senders.len() as u64;
+        for (i, s) in self.st.senders.iter_mut().enumerate() {
+            if let SendMode::Schedule {
+                interval_ns,
+                start_ns,
+                ..
+            } = mode
+            {
+                // Spread the senders' schedules evenly over one interval.
+                s.next_due_ns = start_ns + interval_ns * i as u64 / n.max(1);
+            }
+            if !s.woken {
+                s.woken = true;
+                self.st.woken.push(i);
+            }
+        }
+        self.pump();
+    }
+
+    /// Sends one message from sender `s` now, whatever the mode.
+    pub fn send_one(&mut self, s: usize) {
+        let now = self.st.now_ns();
+        self.send_batch(s, 1, |_| now);
+    }
+
+    /// True when every sender has sent all it will in the current mode.
+    pub fn sending_done(&self) -> bool {
+        match self.mode {
+            SendMode::Off => true,
+            SendMode::Window { limit, .. } => self.st.senders.iter().all(|s| s.sent >= limit),
+            SendMode::Schedule { end_ns, .. } => {
+                self.st.senders.iter().all(|s| s.next_due_ns >= end_ns)
+            }
+        }
+    }
+
+    /// Messages sent so far by all senders.
+    pub fn sent_total(&self) -> u64 {
+        self.st.senders.iter().map(|s| u64::from(s.sent)).sum()
+    }
+
+    /// One loop turn: open queued connects, wait for events (at most
+    /// `max_wait`, less when an open-loop send is due), handle them, then
+    /// refill and flush the senders and free dead connections.
+    pub fn turn(&mut self, max_wait: Duration) -> io::Result<()> {
+        self.open_queued();
+        let mut timeout = self.timeout(max_wait);
+        if matches!(self.mode, SendMode::Schedule { .. }) && !timeout.is_zero() {
+            // An epoll fd polls readable while it has events ready.
+            self.wait_precise(timeout)?;
+            timeout = Duration::ZERO;
+        }
+        match self.poll.poll(&mut self.events, Some(timeout)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+        let keys: Vec<(usize, bool, bool, bool)> = self
+            .events
+            .iter()
+            .map(|ev| {
+                let broken = ev.is_error() || ev.is_read_closed() || ev.is_write_closed();
+                (
+                    ev.token().0,
+                    ev.is_readable() || broken,
+                    ev.is_writable(),
+                    broken,
+                )
+            })
+            .collect();
+        for (key, readable, writable, broken) in keys {
+            self.ready(key, readable, writable, broken);
+        }
+        self.pump();
+        for key in std::mem::take(&mut self.closing) {
+            self.remove_dead(key);
+        }
+        Ok(())
+    }
+
+    /// How long the next poll may wait.
+    fn timeout(&self, max_wait: Duration) -> Duration {
+        let SendMode::Schedule { end_ns, .. } = self.mode else {
+            return max_wait;
+        };
+        let due = self
+            .st
+            .senders
+            .iter()
+            .map(|s| s.next_due_ns)
+            .filter(|&d| d < end_ns)
+            .min();
+        let Some(due) = due else {
+            return max_wait;
+        };
+        let now = self.st.now_ns();
+        max_wait.min(Duration::from_nanos(due.saturating_sub(now)))
+    }
+
+    /// Waits until the poller has events or `timeout` passes, to the
+    /// nanosecond: epoll's own timeout is in milliseconds, which would add
+    /// up to 1 ms to every scheduled send and so to every latency sample,
+    /// and spinning instead would burn the core the tool reads with.
+    fn wait_precise(&self, timeout: Duration) -> io::Result<()> {
+        let mut pfd = libc::pollfd {
+            fd: self.poll.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ts = libc::timespec {
+            tv_sec: timeout.as_secs() as libc::time_t,
+            tv_nsec: timeout.subsec_nanos() as libc::c_long,
+        };
+        // SAFETY: one valid pollfd, a valid timespec, no signal mask.
+        let rc = unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn open_queued(&mut self) {
+        while self.st.inflight < self.opts.connect_batch {
+            let Some(client) = self.queue.pop_front() else {
+                break;
+            };
+            if self.st.clients[client].recv.is_some() {
+                continue; // already open
+            }
+            match self.open_conn(client, false) {
+                Ok(key) => {
+                    self.st.clients[client].recv = Some(key);
+                    self.st.inflight += 1;
+                }
+                Err(e) => {
+                    self.st.c.connect_errors += 1;
+                    self.st.c.note(|| format!("connect: {e}"));
+                    continue;
+                }
+            }
+            let is_sender = self.st.senders.iter().any(|s| s.client == client);
+            if self.opts.target.has_publishers() && is_sender {
+                match self.open_conn(client, true) {
+                    Ok(key) => self.st.clients[client].publ = Some(key),
+                    Err(e) => {
+                        self.st.c.connect_errors += 1;
+                        self.st.c.note(|| format!("connect (publisher): {e}"));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Starts a non-blocking connect, from the next source address if any.
+    fn open_conn(&mut self, client: usize, publisher: bool) -> io::Result<usize> {
+        let addr = self.opts.addr;
+        let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        sock.set_nonblocking(true)?;
+        // Latency is what we measure: never let Nagle hold a message back.
+        sock.set_tcp_nodelay(true)?;
+        if !self.opts.src_ips.is_empty() {
+            let ip = self.opts.src_ips[self.next_src % self.opts.src_ips.len()];
+            self.next_src += 1;
+            set_bind_address_no_port(&sock)?;
+            sock.bind(&SocketAddr::new(ip, 0).into())?;
+        }
+        match sock.connect(&addr.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+        let mut stream = TcpStream::from_std(std::net::TcpStream::from(sock));
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        // Both interests once, edge-triggered: no re-registration syscalls;
+        // a writable edge with nothing queued costs one check.
+        self.poll.registry().register(
+            &mut stream,
+            Token(key),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        entry.insert(Conn {
+            sock: stream,
+            client,
+            publisher,
+            connected: false,
+            dead: false,
+            out: Vec::new(),
+            out_at: 0,
+            lines: LineBuf::new(),
+            decoder: Decoder::default(),
+        });
+        Ok(key)
+    }
+
+    fn ready(&mut self, key: usize, readable: bool, writable: bool, broken: bool) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if conn.dead {
+            return;
+        }
+        if !conn.connected {
+            if !(writable || broken) {
+                return;
+            }
+            let err = match conn.sock.take_error() {
+                Ok(None) => match conn.sock.peer_addr() {
+                    Ok(_) => None,
+                    // Not finished yet: a spurious wakeup.
+                    Err(e) if e.kind() == io::ErrorKind::NotConnected && !broken => return,
+                    Err(e) => Some(e),
+                },
+                Ok(Some(e)) | Err(e) => Some(e),
+            };
+            if let Some(e) = err {
+                self.st.c.connect_errors += 1;
+                self.st.c.note(|| format!("connect: {e}"));
+                self.kill(key);
+                return;
+            }
+            self.connected(key);
+        }
+        if readable {
+            self.read_ready(key, broken);
+        }
+        if writable {
+            self.flush(key);
+        }
+    }
+
+    fn connected(&mut self, key: usize) {
+        let conn = &mut self.conns[key];
+        conn.connected = true;
+        self.st.c.connected += 1;
+        if conn.publisher {
+            self.st.publishers += 1;
+            return;
+        }
+        let client = conn.client;
+        let target = self.opts.target;
+        conn.out
+            .extend_from_slice(&target.register_bytes(&self.st.clients[client].name));
+        self.flush(key);
+    }
+
+    /// Reads until the socket is drained, framing lines straight out of the
+    /// shared buffer and counting each one.
+    /// `closed`: the event already reported the peer's FIN or an error, so
+    /// no further edge will come and the socket must be read to the end.
+    fn read_ready(&mut self, key: usize, closed: bool) {
+        loop {
+            let Some(conn) = self.conns.get_mut(key) else {
+                return;
+            };
+            match conn.sock.read(&mut self.rbuf) {
+                Ok(0) => {
+                    let name = &self.st.clients[conn.client].name;
+                    self.st
+                        .c
+                        .note(|| format!("server closed the connection of {name}"));
+                    self.st.c.disconnects += 1;
+                    self.kill(key);
+                    return;
+                }
+                Ok(n) => {
+                    let now = self.st.now_ns();
+                    let Conn {
+                        lines,
+                        decoder,
+                        client,
+                        publisher,
+                        ..
+                    } = conn;
+                    let (client, publisher) = (*client, *publisher);
+                    let st = &mut self.st;
+                    // The tutorial's prompt has no newline, so it is looked
+                    // for in the raw bytes. It is sent once the server has
+                    // accepted us, which is what connect pacing must wait for:
+                    // a completed handshake only means we sit in its backlog
+                    // of 5.
+                    if st.target == Target::Tutorial
+                        && !st.clients[client].registered
+                        && memchr::memmem::find(&self.rbuf[..n], b"NAME").is_some()
+                    {
+                        st.registered(client, now);
+                    }
+                    lines.push(&self.rbuf[..n], MAX_LINE_BYTES, &mut |f| match f {
+                        Frame::Line(line) => st.on_line(client, publisher, decoder, line, now),
+                        Frame::TooLong => st.c.malformed += 1,
+                    });
+                    // A short read on a stream socket means its receive queue
+                    // is empty now; data or a FIN arriving later raises a new
+                    // edge. So the extra read that would only say WouldBlock
+                    // is skipped, unless the FIN (or an error) was already
+                    // reported with this event: then no edge is left to come.
+                    if n < self.rbuf.len() && !closed {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.st.c.disconnects += 1;
+                    self.st.c.note(|| format!("read: {e}"));
+                    self.kill(key);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Writes what is queued until done or the socket is full (its writable
+    /// edge brings us back).
+    fn flush(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if conn.dead || !conn.connected {
+            return;
+        }
+        while conn.out_at < conn.out.len() {
+            match conn.sock.write(&conn.out[conn.out_at..]) {
+                Ok(0) => {
+                    self.st.c.disconnects += 1;
+                    self.kill(key);
+                    return;
+                }
+                Ok(n) => conn.out_at += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // Keep the backlog from growing without bound at its front.
+                    if conn.out_at > conn.out.len() / 2 {
+                        conn.out.drain(..conn.out_at);
+                        conn.out_at = 0;
+                    }
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.st.c.disconnects += 1;
+                    self.st.c.note(|| format!("write: {e}"));
+                    self.kill(key);
+                    return;
+                }
+            }
+        }
+        conn.out.clear();
+        conn.out_at = 0;
+    }
+
+    /// Marks a connection dead; it is removed after the batch.
+    fn kill(&mut self, key: usize) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            if !conn.dead {
+                conn.dead = true;
+                self.closing.push(key);
+            }
+        }
+    }
+
+    fn remove_dead(&mut self, key: usize) {
+        let mut conn = self.conns.remove(key);
+        let _ = self.poll.registry().deregister(&mut conn.sock);
+        let cl = &mut self.st.clients[conn.client];
+        if conn.publisher {
+            cl.publ = None;
+            if conn.connected {
+                self.st.publishers -= 1;
+            }
+        } else {
+            cl.recv = None;
+            if cl.registered {
+                cl.registered = false;
+                self.st.registered -= 1;
+            } else {
+                self.st.inflight = self.st.inflight.saturating_sub(1);
+            }
+        }
+    }
+
+    /// After a batch: refill and flush the senders the mode allows to send.
+    fn pump(&mut self) {
+        match self.mode {
+            SendMode::Off => {}
+            SendMode::Window { window, limit } => {
+                let now = self.st.now_ns();
+                for s in std::mem::take(&mut self.st.woken) {
+                    let sender = &mut self.st.senders[s];
+                    sender.woken = false;
+                    let in_flight = sender.sent - sender.confirmed.min(sender.sent);
+                    let n =
+                        (limit.saturating_sub(sender.sent)).min(window.saturating_sub(in_flight));
+                    self.send_batch(s, n, |_| now);
+                }
+            }
+            SendMode::Schedule {
+                interval_ns,
+                end_ns,
+                ..
+            } => {
+                self.st.woken.clear();
+                for s in self.st.senders.iter_mut() {
+                    s.woken = false;
+                }
+                let now = self.st.now_ns();
+                for s in 0..self.st.senders.len() {
+                    let due = self.st.senders[s].next_due_ns;
+                    if due > now || due >= end_ns {
+                        continue;
+                    }
+                    let last = now.min(end_ns - 1);
+                    let n = ((last - due) / interval_ns + 1) as u32;
+                    self.send_batch(s, n, |k| due + u64::from(k) * interval_ns);
+                    self.st.senders[s].next_due_ns = due + u64::from(n) * interval_ns;
+                }
+            }
+        }
+    }
+
+    /// Queues `n` messages from sender `s`, the k-th stamped `when(k)`, and flushes.
+    fn send_batch(&mut self, s: usize, n: u32, when: impl Fn(u32) -> u64) {
+        if n == 0 {
+            return;
+        }
+        let sender = &mut self.st.senders[s];
+        let cl = &self.st.clients[sender.client];
+        let key = if self.opts.target.has_publishers() {
+            cl.publ
+        } else {
+            cl.recv
+        };
+        let Some(conn) = key.and_then(|k| self.conns.get_mut(k)) else {
+            return; // not connected: the message is not sent and not expected
+        };
+        if conn.dead || !conn.connected {
+            return;
+        }
+        for k in 0..n {
+            conn.out
+                .extend_from_slice(sender.template.stamp(sender.sent, when(k)));
+            sender.sent += 1;
+        }
+        self.flush(key.expect("checked above"));
+    }
+
+    /// Closes every connection (at the end of a run) with a reset, so neither
+    /// side keeps 19,000 sockets in TIME_WAIT between runs.
+    pub fn close_all(&mut self) {
+        for (_, conn) in self.conns.iter_mut() {
+            let _ = socket2::SockRef::from(&conn.sock).set_linger(Some(Duration::ZERO));
+            let _ = self.poll.registry().deregister(&mut conn.sock);
+        }
+        self.conns.clear();
+    }
+}
+
+/// Lets connect() pick the source port per 4-tuple after bind(ip, 0), so each
+/// source address gives a full ephemeral port range towards the server.
+fn set_bind_address_no_port(sock: &Socket) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    // SAFETY: a valid fd, and a pointer to a c_int of the size we pass.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}

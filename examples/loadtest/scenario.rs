@@ -1,0 +1,704 @@
+//! The four workloads (fanout, latency, connections, soak): each opens its
+//! clients, drives the [`Driver`] turn by turn until its work is done or its
+//! time is up, watches the server through `/proc`, and returns a [`Report`].
+//! Every loop here is bounded by a deadline; nothing here touches a socket
+//! directly or prints anything but the progress line.
+
+use std::io::{self, IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use crate::driver::{Driver, Options, SendMode};
+use crate::procstat::{self, Sample};
+use crate::report::{Report, Value};
+
+/// Which workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// Closed loop, as fast as the window allows.
+    Fanout,
+    /// Open loop at a fixed rate.
+    Latency,
+    /// Many idle connections, then one broadcast.
+    Connections,
+    /// Steady traffic with clients leaving and joining, memory sampled.
+    Soak,
+}
+
+impl Scenario {
+    /// Parses the scenario word.
+    pub fn parse(s: &str) -> Option<Scenario> {
+        match s {
+            "fanout" => Some(Scenario::Fanout),
+            "latency" => Some(Scenario::Latency),
+            "connections" => Some(Scenario::Connections),
+            "soak" => Some(Scenario::Soak),
+            _ => None,
+        }
+    }
+
+    /// Its name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Fanout => "fanout",
+            Scenario::Latency => "latency",
+            Scenario::Connections => "connections",
+            Scenario::Soak => "soak",
+        }
+    }
+}
+
+/// What to run, with every default already applied.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The workload.
+    pub scenario: Scenario,
+    /// Clients in the room.
+    pub clients: usize,
+    /// How many of them send.
+    pub senders: usize,
+    /// Messages per sender (fanout).
+    pub messages: u32,
+    /// Unconfirmed messages allowed per sender (fanout).
+    pub window: u32,
+    /// Messages per second, all senders together (latency, soak).
+    pub rate: f64,
+    /// How long traffic runs (latency, soak).
+    pub duration: Duration,
+    /// Clients leaving (and rejoining) per second (soak).
+    pub churn: f64,
+    /// Clients that may leave; the rest stay for the whole run (soak).
+    pub churners: usize,
+    /// Seconds between memory samples (soak).
+    pub sample_every: Duration,
+    /// Seed for the churn's random choices.
+    pub seed: u64,
+    /// Hard limit on the whole run.
+    pub timeout: Duration,
+    /// Give up waiting for deliveries after this long without one.
+    pub drain_timeout: Duration,
+    /// The server's process, for CPU and memory.
+    pub server_pid: Option<u32>,
+    /// Show a live progress line on stderr.
+    pub progress: bool,
+}
+
+/// Runs `plan` against the server in `opts` and reports.
+pub fn run(plan: &Plan, opts: Options) -> io::Result<Report> {
+    let senders = match plan.scenario {
+        Scenario::Connections => 1,
+        _ => plan.senders.min(plan.clients),
+    };
+    let stayers = plan.clients - plan.churners.min(plan.clients);
+    // Senders are spread over the clients that stay.
+    let sender_clients: Vec<usize> = (0..senders)
+        .map(|i| i * stayers.max(1) / senders.max(1))
+        .collect();
+    let mut d = Driver::new(opts, plan.clients, &sender_clients)?;
+    let mut run = Run {
+        plan,
+        started: Instant::now(),
+        deadline: Instant::now() + plan.timeout,
+        progress: Progress::new(plan.progress),
+        watch: Watch::new(plan.server_pid),
+        report: Report::default(),
+        timed_out: false,
+    };
+    run.report
+        .put("scenario", Value::S(plan.scenario.name().into()))
+        .put("target", Value::S(d.target().name().into()))
+        .put("clients", Value::U(plan.clients as u64))
+        .put("senders", Value::U(senders as u64));
+    run.watch.begin();
+    let ready = run.connect_all(&mut d)?;
+    match plan.scenario {
+        _ if !ready => {}
+        Scenario::Fanout => run.fanout(&mut d)?,
+        Scenario::Latency => run.latency(&mut d)?,
+        Scenario::Connections => run.connections(&mut d)?,
+        Scenario::Soak => run.soak(&mut d, stayers)?,
+    }
+    run.progress.clear();
+    run.finish(&d);
+    d.close_all();
+    Ok(run.report)
+}
+
+/// One run in progress.
+struct Run<'a> {
+    plan: &'a Plan,
+    started: Instant,
+    deadline: Instant,
+    progress: Progress,
+    watch: Watch,
+    report: Report,
+    timed_out: bool,
+}
+
+impl Run<'_> {
+    /// Opens every client and waits for all to be registered; false (and
+    /// an `error` in the report) if they were not, in time.
+    fn connect_all(&mut self, d: &mut Driver) -> io::Result<bool> {
+        let n = self.plan.clients;
+        for i in 0..n {
+            d.queue_connect(i);
+        }
+        let t0 = Instant::now();
+        let mut last_probe = Instant::now();
+        while !d.all_ready() && Instant::now() < self.deadline {
+            d.turn(Duration::from_millis(20))?;
+            self.watch.tick();
+            self.progress.show(d, "connect");
+            let everyone_in = d.st.registered == n;
+            if everyone_in
+                && !d.target().confirms_registration()
+                && last_probe.elapsed() > Duration::from_millis(100)
+            {
+                d.send_probe();
+                last_probe = Instant::now();
+            }
+            if d.connects_settled() && !everyone_in {
+                break; // some failed for good: no more will come
+            }
+        }
+        let took = t0.elapsed().as_secs_f64();
+        let ready = d.all_ready();
+        self.report.put("connect_s", Value::F(took, 3)).put(
+            "connect_per_s",
+            Value::F(d.st.registered as f64 / took.max(1e-9), 0),
+        );
+        if !ready {
+            self.timed_out = Instant::now() >= self.deadline;
+            self.report.put(
+                "error",
+                Value::S(format!(
+                    "only {} of {n} clients registered",
+                    d.st.registered
+                )),
+            );
+        }
+        Ok(ready)
+    }
+
+    /// Turns until `done` holds, nothing has been delivered for the drain
+    /// timeout after sending ended, or the run's deadline passes.
+    fn drive(
+        &mut self,
+        d: &mut Driver,
+        phase: &str,
+        done: impl Fn(&Driver) -> bool,
+    ) -> io::Result<()> {
+        let mut idle_since: Option<(u64, Instant)> = None;
+        loop {
+            d.turn(Duration::from_millis(10))?;
+            self.watch.tick();
+            self.progress.show(d, phase);
+            if done(d) {
+                return Ok(());
+            }
+            if Instant::now() >= self.deadline {
+                self.timed_out = true;
+                return Ok(());
+            }
+            if d.sending_done() {
+                let r = d.st.tally.received;
+                match idle_since {
+                    Some((seen, since)) if seen == r => {
+                        if since.elapsed() >= self.plan.drain_timeout {
+                            return Ok(());
+                        }
+                    }
+                    _ => idle_since = Some((r, Instant::now())),
+                }
+            }
+        }
+    }
+
+    fn fanout(&mut self, d: &mut Driver) -> io::Result<()> {
+        let (n, w, m) = (
+            self.plan.clients as u64,
+            self.plan.window,
+            self.plan.messages,
+        );
+        let traffic = self.traffic_begin(d);
+        d.start(SendMode::Window {
+            window: w,
+            limit: m,
+        });
+        self.drive(d, "fanout", |d| {
+            d.sending_done() && d.st.tally.received_strict >= d.sent_total() * n
+        })?;
+        let expected = d.sent_total() * n;
+        self.traffic_end(d, traffic, expected);
+        Ok(())
+    }
+
+    fn latency(&mut self, d: &mut Driver) -> io::Result<()> {
+        let n = self.plan.clients as u64;
+        let s = d.st.senders.len() as f64;
+        let interval_ns = (s * 1e9 / self.plan.rate.max(1e-3)) as u64;
+        let traffic = self.traffic_begin(d);
+        let end_ns = traffic.start_ns + self.plan.duration.as_nanos() as u64;
+        d.start(SendMode::Schedule {
+            interval_ns: interval_ns.max(1),
+            start_ns: traffic.start_ns,
+            end_ns,
+        });
+        self.drive(d, "latency", |d| {
+            d.sending_done() && d.st.tally.received_strict >= d.sent_total() * n
+        })?;
+        let expected = d.sent_total() * n;
+        self.report
+            .put("rate_offered", Value::F(self.plan.rate, 0))
+            .put(
+                "rate_sent",
+                Value::F(d.sent_total() as f64 / self.plan.duration.as_secs_f64(), 0),
+            );
+        self.traffic_end(d, traffic, expected);
+        Ok(())
+    }
+
+    fn connections(&mut self, d: &mut Driver) -> io::Result<()> {
+        let n = self.plan.clients as u64;
+        // Let the server flush join notices and release per-client buffers
+        // before memory is read: the figure is for idle connections.
+        let settle = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < settle {
+            d.turn(Duration::from_millis(20))?;
+            self.watch.tick();
+        }
+        if let (Some(before), Some(now)) = (self.watch.first, self.watch.sample()) {
+            let per_conn = (now.rss_kib as f64 - before.rss_kib as f64) * 1024.0 / n as f64;
+            self.report
+                .put("server_rss_idle_kib", Value::U(now.rss_kib))
+                .put("server_bytes_per_conn", Value::F(per_conn, 0));
+        }
+        let traffic = self.traffic_begin(d);
+        d.send_one(0);
+        self.drive(d, "broadcast", |d| d.st.tally.received_strict >= n)?;
+        let p = d.st.tally.percentiles();
+        let last = d.st.c.last_delivery_ns.saturating_sub(traffic.start_ns);
+        self.report.put(
+            "broadcast",
+            Value::Obj(vec![
+                (
+                    "first_ms".into(),
+                    Value::F(p_ms(min_of(&d.st.tally.latency)), 3),
+                ),
+                ("p50_ms".into(), Value::F(p_ms(p.p50), 3)),
+                ("last_ms".into(), Value::F(last as f64 / 1e6, 3)),
+            ]),
+        );
+        self.traffic_end(d, traffic, n);
+        Ok(())
+    }
+
+    fn soak(&mut self, d: &mut Driver, stayers: usize) -> io::Result<()> {
+        let n = self.plan.clients;
+        for c in stayers..n {
+            d.st.tally.set_strict(c, false);
+        }
+        let s = d.st.senders.len() as f64;
+        let interval_ns = (s * 1e9 / self.plan.rate.max(1e-3)) as u64;
+        let traffic = self.traffic_begin(d);
+        let end_ns = traffic.start_ns + self.plan.duration.as_nanos() as u64;
+        d.start(SendMode::Schedule {
+            interval_ns: interval_ns.max(1),
+            start_ns: traffic.start_ns,
+            end_ns,
+        });
+        let mut rng = XorShift(self.plan.seed | 1);
+        let churn_every = Duration::from_secs_f64(1.0 / self.plan.churn.max(1e-3));
+        let mut next_churn = Instant::now() + churn_every;
+        let mut next_sample = Instant::now();
+        let (mut leaves, mut samples) = (0u64, Vec::new());
+        while !d.sending_done() && Instant::now() < self.deadline {
+            d.turn(Duration::from_millis(10))?;
+            self.watch.tick();
+            self.progress.show(d, "soak");
+            let now = Instant::now();
+            if now >= next_churn && stayers < n && self.plan.churn > 0.0 {
+                next_churn += churn_every;
+                let c = stayers + (rng.next() % (n - stayers) as u64) as usize;
+                // Only a registered client leaves; the others are on their way in.
+                if d.st.clients[c].registered {
+                    d.close_client(c);
+                    d.rejoin(c);
+                    leaves += 1;
+                }
+            }
+            if now >= next_sample {
+                next_sample += self.plan.sample_every;
+                if let Some(x) = self.watch.sample() {
+                    samples.push((traffic.started.elapsed().as_secs_f64(), x.rss_kib));
+                }
+            }
+        }
+        let stay = stayers as u64;
+        self.drive(d, "drain", |d| {
+            d.st.tally.received_strict >= d.sent_total() * stay
+        })?;
+        let expected = d.sent_total() * stay;
+        self.report
+            .put("stayers", Value::U(stay))
+            .put("leaves", Value::U(leaves))
+            .put(
+                "rejoins_registered",
+                Value::U(
+                    d.st.clients[stayers..]
+                        .iter()
+                        .filter(|c| c.gen > 0 && c.registered)
+                        .count() as u64,
+                ),
+            )
+            .put("rate_offered", Value::F(self.plan.rate, 0));
+        if !samples.is_empty() {
+            let verdict = memory_verdict(&samples, self.plan.duration.as_secs_f64() / 4.0);
+            self.report.put(
+                "memory",
+                Value::Obj(vec![
+                    (
+                        "samples_kib".into(),
+                        Value::List(samples.iter().map(|&(_, k)| Value::U(k)).collect()),
+                    ),
+                    ("warm_kib".into(), Value::U(verdict.warm_kib)),
+                    ("max_after_warmup_kib".into(), Value::U(verdict.max_kib)),
+                    ("last_kib".into(), Value::U(verdict.last_kib)),
+                    ("flat".into(), Value::B(verdict.flat)),
+                ]),
+            );
+        }
+        self.traffic_end(d, traffic, expected);
+        Ok(())
+    }
+
+    fn traffic_begin(&mut self, d: &Driver) -> Traffic {
+        Traffic {
+            started: Instant::now(),
+            start_ns: d.st.now_ns(),
+            server: self.watch.sample(),
+            tool_cpu: procstat::own_cpu(),
+        }
+    }
+
+    /// Reports the traffic phase: counts, rates, latency, server and tool CPU.
+    fn traffic_end(&mut self, d: &Driver, t: Traffic, expected: u64) {
+        let tally = &d.st.tally;
+        let end_ns = d.st.c.last_delivery_ns.max(t.start_ns + 1);
+        let secs = (end_ns - t.start_ns) as f64 / 1e9;
+        let wall = t.started.elapsed().as_secs_f64();
+        let lost = tally.lost(expected);
+        let p = tally.percentiles();
+        let c = &d.st.c;
+        self.report
+            .put("sent", Value::U(d.sent_total()))
+            .put("expected", Value::U(expected))
+            .put("received", Value::U(tally.received_strict))
+            .put("received_all", Value::U(tally.received))
+            .put("lost", Value::U(lost))
+            .put("gaps", Value::U(tally.gaps))
+            .put("late", Value::U(tally.late))
+            .put("elapsed_s", Value::F(secs, 3))
+            .put(
+                "deliveries_per_s",
+                Value::F(tally.received_strict as f64 / secs, 0),
+            )
+            .put("messages_per_s", Value::F(d.sent_total() as f64 / secs, 0))
+            .put(
+                "latency_us",
+                Value::Obj(vec![
+                    ("count".into(), Value::U(p.count)),
+                    ("p50".into(), Value::F(p.p50 as f64 / 1e3, 1)),
+                    ("p99".into(), Value::F(p.p99 as f64 / 1e3, 1)),
+                    ("p999".into(), Value::F(p.p999 as f64 / 1e3, 1)),
+                    ("max".into(), Value::F(p.max as f64 / 1e3, 1)),
+                    ("mean".into(), Value::F(p.mean / 1e3, 1)),
+                ]),
+            );
+        let tool_cpu = (procstat::own_cpu() - t.tool_cpu).as_secs_f64();
+        self.report.put(
+            "tool",
+            Value::Obj(vec![
+                ("cpu_s".into(), Value::F(tool_cpu, 3)),
+                ("cpu_util".into(), Value::F(tool_cpu / wall.max(1e-9), 3)),
+            ]),
+        );
+        if let (Some(a), Some(b)) = (t.server, self.watch.sample()) {
+            let cpu = (b.cpu.saturating_sub(a.cpu)).as_secs_f64();
+            self.report.put(
+                "server",
+                Value::Obj(vec![
+                    ("cpu_s".into(), Value::F(cpu, 3)),
+                    ("cpu_util".into(), Value::F(cpu / wall.max(1e-9), 3)),
+                    (
+                        "deliveries_per_cpu_s".into(),
+                        Value::F(tally.received_strict as f64 / cpu.max(1e-9), 0),
+                    ),
+                ]),
+            );
+        }
+        self.report.put(
+            "problems",
+            Value::Obj(vec![
+                ("connect_errors".into(), Value::U(c.connect_errors)),
+                ("disconnects".into(), Value::U(c.disconnects)),
+                ("server_errors".into(), Value::U(c.server_errors)),
+                ("malformed".into(), Value::U(c.malformed)),
+            ]),
+        );
+    }
+
+    /// Totals, server memory and the error count, whatever happened before.
+    fn finish(&mut self, d: &Driver) {
+        if let (Some(first), Some(last)) = (self.watch.first, self.watch.sample()) {
+            self.report.put(
+                "server_mem",
+                Value::Obj(vec![
+                    ("rss_before_kib".into(), Value::U(first.rss_kib)),
+                    ("rss_after_kib".into(), Value::U(last.rss_kib)),
+                    (
+                        "rss_peak_kib".into(),
+                        Value::U(self.watch.peak_kib.max(last.rss_kib)),
+                    ),
+                    ("hwm_kib".into(), Value::U(last.hwm_kib)),
+                    (
+                        "cpu_total_s".into(),
+                        Value::F(last.cpu.saturating_sub(first.cpu).as_secs_f64(), 3),
+                    ),
+                ]),
+            );
+        }
+        let c = &d.st.c;
+        let expected = match self.report.get("expected") {
+            Some(Value::U(e)) => *e,
+            _ => 0,
+        };
+        let not_ready = d.st.clients.len().saturating_sub(d.st.registered) as u64;
+        let errors = d.st.tally.lost(expected)
+            + d.st.tally.late
+            + c.malformed
+            + c.server_errors
+            + c.disconnects
+            + c.connect_errors
+            + u64::from(self.timed_out)
+            + if self.report.get("error").is_some() {
+                not_ready.max(1)
+            } else {
+                0
+            };
+        self.report
+            .put("timed_out", Value::B(self.timed_out))
+            .put("errors", Value::U(errors))
+            .put("run_s", Value::F(self.started.elapsed().as_secs_f64(), 3));
+        if !c.notes.is_empty() {
+            self.report.put(
+                "notes",
+                Value::List(c.notes.iter().map(|n| Value::S(n.clone())).collect()),
+            );
+        }
+    }
+}
+
+/// The state at the start of a traffic phase.
+struct Traffic {
+    started: Instant,
+    start_ns: u64,
+    server: Option<Sample>,
+    tool_cpu: Duration,
+}
+
+fn p_ms(ns: u64) -> f64 {
+    ns as f64 / 1e6
+}
+
+fn min_of(h: &hdrhistogram::Histogram<u64>) -> u64 {
+    if h.is_empty() {
+        0
+    } else {
+        h.min()
+    }
+}
+
+/// Whether memory stayed flat after warm-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryVerdict {
+    /// The first sample at or after the warm-up.
+    pub warm_kib: u64,
+    /// The largest sample after warm-up.
+    pub max_kib: u64,
+    /// The last sample.
+    pub last_kib: u64,
+    /// No sample after warm-up exceeds the warm figure by more than 5% or
+    /// 2 MiB, whichever is more (allocator noise, not growth).
+    pub flat: bool,
+}
+
+/// Judges samples `(seconds since start, KiB)` taken over a run whose first
+/// `warmup_s` seconds are excluded.
+pub fn memory_verdict(samples: &[(f64, u64)], warmup_s: f64) -> MemoryVerdict {
+    let after: Vec<u64> = samples
+        .iter()
+        .filter(|(t, _)| *t >= warmup_s)
+        .map(|&(_, k)| k)
+        .collect();
+    let after = if after.is_empty() {
+        vec![samples.last().map_or(0, |s| s.1)]
+    } else {
+        after
+    };
+    let warm = after[0];
+    let max = after.iter().copied().max().unwrap_or(warm);
+    let last = *after.last().unwrap_or(&warm);
+    let slack = (warm / 20).max(2048);
+    MemoryVerdict {
+        warm_kib: warm,
+        max_kib: max,
+        last_kib: last,
+        flat: max <= warm + slack,
+    }
+}
+
+/// Server CPU and memory via /proc, with the peak RSS seen between samples.
+struct Watch {
+    pid: Option<u32>,
+    /// The first reading, before any client connected.
+    first: Option<Sample>,
+    peak_kib: u64,
+    last_tick: Instant,
+}
+
+impl Watch {
+    fn new(pid: Option<u32>) -> Watch {
+        Watch {
+            pid,
+            first: None,
+            peak_kib: 0,
+            last_tick: Instant::now(),
+        }
+    }
+
+    fn begin(&mut self) {
+        self.first = self.sample();
+    }
+
+    fn sample(&mut self) -> Option<Sample> {
+        let s = procstat::sample(self.pid?).ok()?;
+        self.peak_kib = self.peak_kib.max(s.rss_kib);
+        Some(s)
+    }
+
+    /// Samples for the peak every 100 ms (cheap: one small /proc read).
+    fn tick(&mut self) {
+        if self.pid.is_some() && self.last_tick.elapsed() >= Duration::from_millis(100) {
+            self.last_tick = Instant::now();
+            self.sample();
+        }
+    }
+}
+
+/// The live progress line on a terminal.
+struct Progress {
+    enabled: bool,
+    last: Instant,
+}
+
+impl Progress {
+    fn new(wanted: bool) -> Progress {
+        Progress {
+            enabled: wanted && io::stderr().is_terminal(),
+            last: Instant::now(),
+        }
+    }
+
+    fn show(&mut self, d: &Driver, phase: &str) {
+        if !self.enabled || self.last.elapsed() < Duration::from_millis(250) {
+            return;
+        }
+        self.last = Instant::now();
+        let c = &d.st.c;
+        let _ = write!(
+            io::stderr(),
+            "\r[{phase}] connected {} registered {}/{} sent {} deliveries {} errors {}   ",
+            c.connected,
+            d.st.registered,
+            d.st.clients.len(),
+            d.sent_total(),
+            d.st.tally.received,
+            c.connect_errors + c.disconnects + c.server_errors + c.malformed + d.st.tally.late
+        );
+    }
+
+    fn clear(&mut self) {
+        if self.enabled {
+            let _ = write!(io::stderr(), "\r\x1b[2K");
+        }
+    }
+}
+
+/// A small deterministic generator for churn choices (reproducible by --seed).
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_verdicts() {
+        // (samples, warm-up, want warm, max, last, flat)
+        type Case = (Vec<(f64, u64)>, f64, (u64, u64, u64, bool));
+        let cases: Vec<Case> = vec![
+            (
+                vec![(0.0, 1000), (5.0, 40_000), (10.0, 40_100), (15.0, 40_050)],
+                5.0,
+                (40_000, 40_100, 40_050, true),
+            ),
+            (
+                vec![(0.0, 1000), (5.0, 40_000), (10.0, 45_000), (15.0, 50_000)],
+                5.0,
+                (40_000, 50_000, 50_000, false),
+            ),
+            // small servers get 2 MiB of slack
+            (
+                vec![(5.0, 3000), (10.0, 5000)],
+                1.0,
+                (3000, 5000, 5000, true),
+            ),
+            // no sample after warm-up: judge the last one alone
+            (vec![(0.0, 7)], 5.0, (7, 7, 7, true)),
+        ];
+        for (samples, warmup, (warm, max, last, flat)) in cases {
+            let v = memory_verdict(&samples, warmup);
+            assert_eq!(
+                v,
+                MemoryVerdict {
+                    warm_kib: warm,
+                    max_kib: max,
+                    last_kib: last,
+                    flat
+                },
+                "{samples:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn scenarios_parse() {
+        for s in [
+            Scenario::Fanout,
+            Scenario::Latency,
+            Scenario::Connections,
+            Scenario::Soak,
+        ] {
+            assert_eq!(Scenario::parse(s.name()), Some(s));
+        }
+        assert_eq!(Scenario::parse("x"), None);
+    }
+}
