@@ -157,7 +157,8 @@ impl Chat {
         if let Some(k) = fold(&name) {
             self.names.remove(folded_str(&k));
         }
-        info!("conn {key}: {name} left{}", fmt_reason(reason));
+        // The server logs the close, with the name, at info.
+        debug!("conn {key}: {name} left{}", fmt_reason(reason));
         self.line.clear();
         let _ = write!(self.line, "* {name} left{}", fmt_reason(reason));
         if let Some(left) = self.rooms.leave(key) {

@@ -269,9 +269,14 @@ pub fn parse_server_line(line: &str) -> ServerLine<'_> {
             }
         }
     }
-    if let Some((from, text)) = line.split_once(": ") {
-        if is_valid_name(from) {
-            return ServerLine::Chat { from, text };
+    // Names cannot contain ':', so the first ':' decides; a memchr is much
+    // cheaper than a substring search for ": " on every received line.
+    if let Some(i) = memchr::memchr(b':', line.as_bytes()) {
+        let from = &line[..i];
+        if let Some(text) = line[i + 1..].strip_prefix(' ') {
+            if is_valid_name(from) {
+                return ServerLine::Chat { from, text };
+            }
         }
     }
     ServerLine::Other(line)
@@ -436,6 +441,15 @@ mod tests {
                 },
             ),
             ("not a name: x", Other("not a name: x")),
+            ("a:b: c", Other("a:b: c")),
+            ("nospace:x", Other("nospace:x")),
+            (
+                "x: ",
+                Chat {
+                    from: "x",
+                    text: "",
+                },
+            ),
             ("plain", Other("plain")),
         ];
         for (line, want) in cases {

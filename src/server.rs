@@ -668,6 +668,17 @@ impl Server {
                 Some(conn) if conn.state == State::Closing => conn.reason,
                 _ => continue,
             };
+            // One log line per close, with the name if it still had one.
+            let why = reason
+                .notice()
+                .map(|w| format!(" ({w})"))
+                .unwrap_or_default();
+            if let Some(conn) = self.conns.slab.get(key) {
+                match self.chat.name_of(key) {
+                    Some(name) => info!("conn {key} ({}): {name} closed{why}", conn.peer),
+                    None => info!("conn {key} ({}): closed{why}", conn.peer),
+                }
+            }
             // May mark more connections closing (slow consumers among the
             // room): the loop picks them up.
             self.chat
@@ -677,10 +688,6 @@ impl Server {
                 debug!("conn {key}: deregister failed: {e}");
             }
             self.conns.shared.counters.closed.fetch_add(1, Relaxed);
-            match reason.notice() {
-                Some(why) => info!("conn {key} ({}): closed ({why})", conn.peer),
-                None => info!("conn {key} ({}): closed", conn.peer),
-            }
         }
     }
 
