@@ -192,7 +192,10 @@ impl Conn {
             if written >= budget {
                 return Ok(Flushed::Budget);
             }
-            let end = self.out.len().min(self.sent + (budget - written));
+            let end = self
+                .out
+                .len()
+                .min(self.sent.saturating_add(budget - written));
             match self.socket.write(&self.out[self.sent..end]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {

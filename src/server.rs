@@ -179,6 +179,17 @@ impl Outbox for Conns {
         if !conn.is_open() {
             return;
         }
+        if conn.pending_out() + line.len() > self.max_outbuf {
+            // The limit is on what the client has not taken, not on what
+            // one turn queued: a burst of short lines read in one turn can
+            // queue more than the limit for everyone before the flush step
+            // runs. So write now, and judge only what the socket refused.
+            if let Err(e) = conn.flush(usize::MAX) {
+                debug!("conn {key}: write error: {e}");
+                self.mark_closing(key, Reason::of(&e));
+                return;
+            }
+        }
         let pending = conn.pending_out();
         if pending + line.len() > self.max_outbuf {
             warn!(
