@@ -5,122 +5,13 @@
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_chatroom");
-/// How long any single expected line may take before the test fails.
-const LINE_TIMEOUT: Duration = Duration::from_secs(10);
+mod common;
 
-/// A running server process, killed (by its pid) if a test fails half-way.
-struct Proc {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Proc {
-    /// Starts the binary with `args`, under an open-file limit of `nofile`
-    /// if given, and waits for `listening on ADDR`. Its stderr is drained on
-    /// a thread for the whole run, so logging can never block the server.
-    fn spawn(nofile: Option<u32>, args: &[&str]) -> Proc {
-        let mut cmd = match nofile {
-            Some(n) => {
-                let mut c = Command::new("sh");
-                c.arg("-c")
-                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
-                    .arg(BIN);
-                c
-            }
-            None => Command::new(BIN),
-        };
-        let mut child = cmd
-            .args(["--bind", "127.0.0.1", "--port", "0"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn chatroom");
-        let stderr = BufReader::new(child.stderr.take().unwrap());
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            for line in stderr.lines() {
-                let Ok(line) = line else { return };
-                if let Some(addr) = line.split("listening on ").nth(1) {
-                    let _ = tx.send(addr.trim().to_string());
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(LINE_TIMEOUT)
-            .expect("no `listening on` line")
-            .parse()
-            .expect("listening address");
-        Proc { child, addr }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// User plus system CPU time the server has used so far.
-    fn cpu_time(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
-        // Fields after the command name in brackets; utime and stime are
-        // fields 14 and 15 of the whole line, in clock ticks.
-        let rest: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
-        let ticks: u64 = rest[11].parse::<u64>().unwrap() + rest[12].parse::<u64>().unwrap();
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
-        Duration::from_millis(ticks * 1000 / hz)
-    }
-
-    /// The server's resident memory, in bytes.
-    fn rss(&self) -> usize {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        let kb: usize = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .expect("VmRSS in /proc/<pid>/status")
-            .trim()
-            .trim_end_matches(" kB")
-            .parse()
-            .unwrap();
-        kb * 1024
-    }
-
-    #[track_caller]
-    fn assert_running(&mut self) {
-        let status = self.child.try_wait().unwrap();
-        assert!(status.is_none(), "server exited: {status:?}");
-    }
-
-    /// Sends SIGTERM and asserts a graceful exit with status 0.
-    #[track_caller]
-    fn terminate(mut self) {
-        // SAFETY: sends a signal to our own child process.
-        let rc = unsafe { libc::kill(self.pid() as libc::pid_t, libc::SIGTERM) };
-        assert_eq!(rc, 0);
-        let deadline = Instant::now() + LINE_TIMEOUT;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "server did not exit on SIGTERM");
-            thread::sleep(Duration::from_millis(10));
-        };
-        assert_eq!(status.code(), Some(0), "exit status after SIGTERM");
-    }
-}
+use common::process::ServerProcess as Proc;
+use common::LINE_TIMEOUT;
 
 /// A blocking client connection with a read deadline.
 struct Conn {
@@ -177,7 +68,17 @@ fn descriptor_exhaustion_neither_spins_nor_crashes() {
     const FIRST: usize = 70;
     const MORE: usize = 10;
     const WINDOW: Duration = Duration::from_secs(2);
-    let mut server = Proc::spawn(Some(64), &["--max-clients", "1000", "--log-level", "info"]);
+    let mut server = Proc::spawn(
+        Some(64),
+        &[
+            "--port",
+            "0",
+            "--max-clients",
+            "1000",
+            "--log-level",
+            "info",
+        ],
+    );
     let mut conns: Vec<TcpStream> = (0..FIRST)
         .map(|_| TcpStream::connect(server.addr).expect("connect (backlog)"))
         .collect();
@@ -281,7 +182,7 @@ fn descriptor_exhaustion_neither_spins_nor_crashes() {
 /// next are told `! server full` and closed, and a freed slot is served.
 #[test]
 fn server_full_refuses_exactly_the_excess() {
-    let server = Proc::spawn(Some(64), &["--log-level", "info"]);
+    let server = Proc::spawn(Some(64), &["--port", "0", "--log-level", "info"]);
     let mut held: Vec<Conn> = (0..32)
         .map(|_| {
             let mut c = Conn::connect(server.addr);
@@ -314,7 +215,10 @@ fn server_full_refuses_exactly_the_excess() {
 fn slow_loris_memory_is_bounded() {
     const CONNS: usize = 200;
     const EACH: usize = 128 * 1024; // 25 MiB in total if it were buffered
-    let server = Proc::spawn(None, &["--login-timeout", "3", "--log-level", "info"]);
+    let server = Proc::spawn(
+        None,
+        &["--port", "0", "--login-timeout", "3", "--log-level", "info"],
+    );
     let start = Instant::now();
     let mut conns: Vec<Conn> = (0..CONNS)
         .map(|_| {

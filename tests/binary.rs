@@ -2,66 +2,13 @@
 //! scripts rely on, IPv6, and shutdown on SIGINT/SIGTERM.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_chatroom");
+mod common;
 
-/// A running server process, killed if a test fails half-way.
-struct Proc {
-    child: Child,
-    stderr: BufReader<std::process::ChildStderr>,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts the binary with `args` and waits for `listening on ADDR`.
-fn spawn(args: &[&str]) -> (Proc, SocketAddr) {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn chatroom");
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    let addr = line
-        .split("listening on ")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no listening line: {line:?}"))
-        .trim()
-        .parse()
-        .unwrap();
-    (Proc { child, stderr }, addr)
-}
-
-fn signal(proc: &Proc, sig: libc::c_int) {
-    // SAFETY: sends a signal to our own child process.
-    assert_eq!(
-        unsafe { libc::kill(proc.child.id() as libc::pid_t, sig) },
-        0
-    );
-}
-
-/// Waits (bounded) for the process to exit and returns its status code.
-fn wait_exit(proc: &mut Proc) -> Option<i32> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(status) = proc.child.try_wait().unwrap() {
-            return status.code();
-        }
-        assert!(Instant::now() < deadline, "server did not exit");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
+use common::process::{ServerProcess, BIN};
 
 fn read_lines(stream: &mut TcpStream, n: usize) -> Vec<String> {
     stream
@@ -123,18 +70,17 @@ fn flags() {
 /// the process logs it and exits 0.
 #[test]
 fn sigterm_shuts_down_gracefully() {
-    let (mut proc, addr) = spawn(&["--port", "0"]);
-    let mut c = TcpStream::connect(addr).unwrap();
+    let mut proc = ServerProcess::spawn(None, &["--port", "0"]);
+    let mut c = TcpStream::connect(proc.addr).unwrap();
     c.write_all(b"alice\n").unwrap();
     assert_eq!(read_lines(&mut c, 2), ["NAME", "* alice joined lobby"]);
-    signal(&proc, libc::SIGTERM);
+    proc.signal(libc::SIGTERM);
     assert_eq!(read_lines(&mut c, 1), ["* server shutting down"]);
     let mut rest = Vec::new();
     c.read_to_end(&mut rest).unwrap();
     assert!(rest.is_empty());
-    assert_eq!(wait_exit(&mut proc), Some(0));
-    let mut log = String::new();
-    proc.stderr.read_to_string(&mut log).unwrap();
+    assert_eq!(proc.wait_exit(), Some(0));
+    let log = proc.final_log();
     assert!(
         log.contains("shutting down") && log.contains("shutdown complete"),
         "{log}"
@@ -145,7 +91,8 @@ fn sigterm_shuts_down_gracefully() {
 /// A second signal exits at once, even with a client that never reads.
 #[test]
 fn second_signal_exits_at_once() {
-    let (mut proc, addr) = spawn(&["--port", "0", "--max-outbuf", "100000000"]);
+    let mut proc = ServerProcess::spawn(None, &["--port", "0", "--max-outbuf", "100000000"]);
+    let addr = proc.addr;
     let mut stuck = TcpStream::connect(addr).unwrap();
     stuck.write_all(b"stuck\n").unwrap();
     // Queue a lot of output it will never read, so the flush would wait.
@@ -155,11 +102,11 @@ fn second_signal_exits_at_once() {
         read_lines(&mut talker, 2),
         ["NAME", "* talker joined lobby"]
     );
-    signal(&proc, libc::SIGINT);
+    proc.signal(libc::SIGINT);
     std::thread::sleep(Duration::from_millis(100));
     let started = Instant::now();
-    signal(&proc, libc::SIGINT);
-    assert_eq!(wait_exit(&mut proc), Some(0));
+    proc.signal(libc::SIGINT);
+    assert_eq!(proc.wait_exit(), Some(0));
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "took {:?}",
@@ -174,7 +121,8 @@ fn ipv6_bind() {
         eprintln!("no IPv6 loopback here; skipping");
         return;
     }
-    let (_proc, addr) = spawn(&["--bind", "::1", "--port", "0"]);
+    let proc = ServerProcess::spawn(None, &["--bind", "::1", "--port", "0"]);
+    let addr = proc.addr;
     assert!(addr.is_ipv6(), "{addr}");
     let mut c = TcpStream::connect(addr).unwrap();
     c.write_all(b"six\nhello\n").unwrap();

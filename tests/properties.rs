@@ -3,48 +3,16 @@
 //! proptest's default case count; the cargo-fuzz targets under `fuzz/` check
 //! the same properties for much longer.
 
-use chatroom::framing::{Frame, LineBuf};
+use chatroom::framing::LineBuf;
 use chatroom::protocol::{
     check_text, is_unsafe_char, is_valid_name, parse_command, parse_server_line, Command,
     ParseError, ServerLine, TextError,
 };
 use proptest::prelude::*;
 
-/// A frame that owns its bytes, so frames from different runs can be compared.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Owned {
-    Line(Vec<u8>),
-    TooLong,
-}
+mod framing_model;
 
-fn own(f: Frame<'_>) -> Owned {
-    match f {
-        Frame::Line(l) => Owned::Line(l.to_vec()),
-        Frame::TooLong => Owned::TooLong,
-    }
-}
-
-/// The framing rules of docs/PROTOCOL.md with no streaming at all: split on
-/// `\n`, drop one `\r` before it, a line over `max` bytes is one `TooLong`,
-/// and a final line without `\n` is still a line.
-fn model(stream: &[u8], max: usize) -> Vec<Owned> {
-    let mut parts: Vec<&[u8]> = stream.split(|&b| b == b'\n').collect();
-    let last = parts.pop().unwrap_or(&[]);
-    if !last.is_empty() {
-        parts.push(last);
-    }
-    parts
-        .into_iter()
-        .map(|line| {
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if line.len() > max {
-                Owned::TooLong
-            } else {
-                Owned::Line(line.to_vec())
-            }
-        })
-        .collect()
-}
+use framing_model::{model, own, Owned};
 
 /// Feeds `stream` to a fresh framer in chunks of `lens` (cycled; zeros are
 /// empty reads), then ends it. Fails the test case if the framer ever buffers

@@ -234,15 +234,7 @@ impl Run<'_> {
 
     fn latency(&mut self, d: &mut Driver) -> io::Result<()> {
         let n = self.plan.clients as u64;
-        let s = d.st.senders.len() as f64;
-        let interval_ns = (s * 1e9 / self.plan.rate.max(1e-3)) as u64;
-        let traffic = self.traffic_begin(d);
-        let end_ns = traffic.start_ns + self.plan.duration.as_nanos() as u64;
-        d.start(SendMode::Schedule {
-            interval_ns: interval_ns.max(1),
-            start_ns: traffic.start_ns,
-            end_ns,
-        });
+        let traffic = self.start_schedule(d);
         self.drive(d, "latency", |d| {
             d.sending_done() && d.st.tally.received_strict >= d.sent_total() * n
         })?;
@@ -297,15 +289,7 @@ impl Run<'_> {
         for c in stayers..n {
             d.st.tally.set_strict(c, false);
         }
-        let s = d.st.senders.len() as f64;
-        let interval_ns = (s * 1e9 / self.plan.rate.max(1e-3)) as u64;
-        let traffic = self.traffic_begin(d);
-        let end_ns = traffic.start_ns + self.plan.duration.as_nanos() as u64;
-        d.start(SendMode::Schedule {
-            interval_ns: interval_ns.max(1),
-            start_ns: traffic.start_ns,
-            end_ns,
-        });
+        let traffic = self.start_schedule(d);
         let mut rng = XorShift(self.plan.seed | 1);
         let churn_every = Duration::from_secs_f64(1.0 / self.plan.churn.max(1e-3));
         let mut next_churn = Instant::now() + churn_every;
@@ -369,6 +353,21 @@ impl Run<'_> {
         }
         self.traffic_end(d, traffic, expected);
         Ok(())
+    }
+
+    /// Starts open-loop sending: each sender every `senders / rate` seconds
+    /// (so `--rate` in total) for `--duration`, by intended send time.
+    fn start_schedule(&mut self, d: &mut Driver) -> Traffic {
+        let s = d.st.senders.len() as f64;
+        let interval_ns = (s * 1e9 / self.plan.rate.max(1e-3)) as u64;
+        let traffic = self.traffic_begin(d);
+        let end_ns = traffic.start_ns + self.plan.duration.as_nanos() as u64;
+        d.start(SendMode::Schedule {
+            interval_ns: interval_ns.max(1),
+            start_ns: traffic.start_ns,
+            end_ns,
+        });
+        traffic
     }
 
     fn traffic_begin(&mut self, d: &Driver) -> Traffic {

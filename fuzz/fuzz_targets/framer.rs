@@ -5,47 +5,13 @@
 //! `max + 1` bytes.
 #![no_main]
 
-use chatroom::framing::{Frame, LineBuf};
+use chatroom::framing::LineBuf;
 use libfuzzer_sys::fuzz_target;
 
-/// A frame that owns its bytes, so frames from different runs can be compared.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Owned {
-    Line(Vec<u8>),
-    TooLong,
-}
+#[path = "../../tests/framing_model/mod.rs"]
+mod framing_model;
 
-fn own(f: Frame<'_>) -> Owned {
-    match f {
-        Frame::Line(l) => Owned::Line(l.to_vec()),
-        Frame::TooLong => Owned::TooLong,
-    }
-}
-
-/// The specification, with no streaming: split on `\n`, drop one `\r` before
-/// it, and a line longer than `max` is one `TooLong`. A final unterminated line
-/// is a line too.
-fn model(stream: &[u8], max: usize) -> Vec<Owned> {
-    let mut out = Vec::new();
-    let mut parts: Vec<&[u8]> = stream.split(|&b| b == b'\n').collect();
-    let last = parts.pop().unwrap_or(&[]);
-    for p in parts {
-        out.push(classify(p, max));
-    }
-    if !last.is_empty() {
-        out.push(classify(last, max));
-    }
-    out
-}
-
-fn classify(line: &[u8], max: usize) -> Owned {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    if line.len() > max {
-        Owned::TooLong
-    } else {
-        Owned::Line(line.to_vec())
-    }
-}
+use framing_model::{model, own, Owned};
 
 /// Pushes `stream` cut into chunks of the given lengths (cycled; a zero
 /// length is an empty read), checking the invariants after every push.

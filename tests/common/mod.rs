@@ -3,6 +3,8 @@
 //! broken server fails a test instead of hanging it.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::thread::JoinHandle;

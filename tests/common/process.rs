@@ -1,0 +1,158 @@
+//! The real `chatroom` binary as a child process, for tests of what only the
+//! binary has: flags, signals, logging and running under an open-file limit.
+//! Its stderr is drained on a thread for the whole run, so logging can never
+//! fill the pipe and block the server.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use super::LINE_TIMEOUT;
+
+/// Path of the binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_chatroom");
+
+/// A running server process, killed if a test fails half-way.
+pub struct ServerProcess {
+    pub child: Child,
+    /// The address from its `listening on ADDR` line.
+    pub addr: SocketAddr,
+    /// Everything it logged so far.
+    log: Arc<Mutex<String>>,
+    drain: Option<JoinHandle<()>>,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl ServerProcess {
+    /// Starts the binary with exactly `args` (pass `--port 0`), under an
+    /// open-file limit of `nofile` if given, and waits for `listening on`.
+    #[track_caller]
+    pub fn spawn(nofile: Option<u32>, args: &[&str]) -> ServerProcess {
+        let mut cmd = match nofile {
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        let mut child = cmd
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn chatroom");
+        let stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        let drain = thread::spawn({
+            let log = Arc::clone(&log);
+            move || {
+                for line in stderr.lines() {
+                    let Ok(line) = line else { return };
+                    if let Some(addr) = line.split("listening on ").nth(1) {
+                        let _ = tx.send(addr.trim().to_string());
+                    }
+                    let mut log = log.lock().unwrap();
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(LINE_TIMEOUT) {
+            Ok(addr) => addr.parse().expect("listening address"),
+            Err(_) => panic!("no `listening on` line; log: {}", log.lock().unwrap()),
+        };
+        ServerProcess {
+            child,
+            addr,
+            log,
+            drain: Some(drain),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `sig` to the server.
+    #[track_caller]
+    pub fn signal(&self, sig: libc::c_int) {
+        // SAFETY: sends a signal to our own child process.
+        assert_eq!(unsafe { libc::kill(self.pid() as libc::pid_t, sig) }, 0);
+    }
+
+    /// Waits (bounded) for the process to exit; returns its status code.
+    #[track_caller]
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        let deadline = Instant::now() + LINE_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "server did not exit");
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Sends SIGTERM and asserts a graceful exit with status 0.
+    #[track_caller]
+    pub fn terminate(mut self) {
+        self.signal(libc::SIGTERM);
+        assert_eq!(self.wait_exit(), Some(0), "exit status after SIGTERM");
+    }
+
+    /// The whole log, once the process has exited (waits for the drain).
+    #[track_caller]
+    pub fn final_log(&mut self) -> String {
+        self.wait_exit();
+        if let Some(drain) = self.drain.take() {
+            drain.join().expect("stderr drain thread");
+        }
+        self.log.lock().unwrap().clone()
+    }
+
+    #[track_caller]
+    pub fn assert_running(&mut self) {
+        let status = self.child.try_wait().unwrap();
+        assert!(status.is_none(), "server exited: {status:?}");
+    }
+
+    /// User plus system CPU time the server has used so far.
+    pub fn cpu_time(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        // Fields after the command name in brackets; utime and stime are
+        // fields 14 and 15 of the whole line, in clock ticks.
+        let rest: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        let ticks: u64 = rest[11].parse::<u64>().unwrap() + rest[12].parse::<u64>().unwrap();
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+        Duration::from_millis(ticks * 1000 / hz)
+    }
+
+    /// The server's resident memory, in bytes.
+    pub fn rss(&self) -> usize {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let kb: usize = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .expect("VmRSS in /proc/<pid>/status")
+            .trim()
+            .trim_end_matches(" kB")
+            .parse()
+            .unwrap();
+        kb * 1024
+    }
+}
