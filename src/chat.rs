@@ -157,8 +157,7 @@ impl Chat {
         if let Some(k) = fold(&name) {
             self.names.remove(folded_str(&k));
         }
-        // The server logs the close, with the name, at info.
-        debug!("conn {key}: {name} left{}", fmt_reason(reason));
+        info!("conn {key}: {name} left{}", fmt_reason(reason));
         self.line.clear();
         let _ = write!(self.line, "* {name} left{}", fmt_reason(reason));
         if let Some(left) = self.rooms.leave(key) {

@@ -120,6 +120,9 @@ pub struct Conn {
     /// does not mean the socket is drained for good: the EOF behind the data
     /// brings no new edge, so the connection must be read until it shows.
     pub read_closed: bool,
+    /// The chat has logged this client's leave (EOF, `/quit`), so closing
+    /// it needs no info-level log line of its own: one line per leave.
+    pub leave_logged: bool,
     /// True while listed in the server's pending-read list: it stopped
     /// reading on its budget, not on `WouldBlock`, so no new event will come.
     pub read_queued: bool,
@@ -140,6 +143,7 @@ impl Conn {
             write_interest: false,
             write_queued: false,
             read_closed: false,
+            leave_logged: false,
             read_queued: false,
         }
     }

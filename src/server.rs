@@ -58,6 +58,22 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// thousands of connects (the kernel caps it at `net.core.somaxconn`).
 const LISTEN_BACKLOG: libc::c_int = 4096;
 
+/// Hands one frame from `key` to the chat, unless the connection stopped
+/// being open earlier in the same read (after `/quit` or a close, the rest of
+/// the batch is void). Notes a `/quit` so its close is not logged twice.
+fn deliver_frame(chat: &mut Chat, conns: &mut Conns, key: usize, frame: crate::framing::Frame<'_>) {
+    if !conns.slab.get(key).is_some_and(Conn::is_open) {
+        return;
+    }
+    let was_registered = chat.is_registered(key);
+    chat.frame(key, frame, conns);
+    if was_registered && !chat.is_registered(key) {
+        if let Some(conn) = conns.slab.get_mut(key) {
+            conn.leave_logged = true;
+        }
+    }
+}
+
 /// A snapshot of the server's counters, for tests and monitoring.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -469,10 +485,7 @@ impl Server {
                 let mut lines = std::mem::take(&mut conn.lines);
                 let (chat, conns) = (&mut self.chat, &mut self.conns);
                 lines.push(&self.read_buf[..n], max_line, &mut |frame| {
-                    // After `/quit` or a close, the rest of the batch is void.
-                    if conns.slab.get(key).is_some_and(Conn::is_open) {
-                        chat.frame(key, frame, conns);
-                    }
+                    deliver_frame(chat, conns, key, frame);
                 });
                 if let Some(conn) = self.conns.slab.get_mut(key) {
                     conn.lines = lines;
@@ -484,10 +497,13 @@ impl Server {
                 let mut lines = std::mem::take(&mut conn.lines);
                 let (chat, conns) = (&mut self.chat, &mut self.conns);
                 lines.finish(max_line, &mut |frame| {
-                    if conns.slab.get(key).is_some_and(Conn::is_open) {
-                        chat.frame(key, frame, conns);
-                    }
+                    deliver_frame(chat, conns, key, frame);
                 });
+                if self.chat.is_registered(key) {
+                    if let Some(conn) = self.conns.slab.get_mut(key) {
+                        conn.leave_logged = true;
+                    }
+                }
                 self.chat.disconnected(key, None, &mut self.conns);
                 // The peer may only have closed its sending side: still give
                 // it what is queued (echoes of its last lines) before closing.
@@ -571,7 +587,8 @@ impl Server {
                 continue;
             };
             if conn.id == id && conn.is_open() && !self.chat.is_registered(key) {
-                info!("conn {key} ({}): login timeout", conn.peer);
+                // Logged when it closes: "closed (login timeout)".
+
                 self.conns
                     .shared
                     .counters
@@ -679,15 +696,17 @@ impl Server {
                 Some(conn) if conn.state == State::Closing => conn.reason,
                 _ => continue,
             };
-            // One log line per close, with the name if it still had one.
-            let why = reason
-                .notice()
-                .map(|w| format!(" ({w})"))
-                .unwrap_or_default();
+            // One info line per connection end: the chat logs a registered
+            // client's leave (with the reason); others are logged here.
             if let Some(conn) = self.conns.slab.get(key) {
-                match self.chat.name_of(key) {
-                    Some(name) => info!("conn {key} ({}): {name} closed{why}", conn.peer),
-                    None => info!("conn {key} ({}): closed{why}", conn.peer),
+                let why = reason
+                    .notice()
+                    .map(|w| format!(" ({w})"))
+                    .unwrap_or_default();
+                if conn.leave_logged || self.chat.is_registered(key) {
+                    debug!("conn {key} ({}): closed{why}", conn.peer);
+                } else {
+                    info!("conn {key} ({}): closed{why}", conn.peer);
                 }
             }
             // May mark more connections closing (slow consumers among the

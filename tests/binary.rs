@@ -86,6 +86,9 @@ fn sigterm_shuts_down_gracefully() {
         "{log}"
     );
     assert!(log.contains("registered as alice"), "{log}");
+    // One line per leave, from the chat, and no second close line for it.
+    assert_eq!(log.matches("alice left").count(), 1, "{log}");
+    assert!(!log.contains("): closed"), "{log}");
 }
 
 /// A second signal exits at once, even with a client that never reads.
