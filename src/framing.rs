@@ -61,7 +61,7 @@ impl LineBuf {
                 self.discarding = false;
             } else if self.partial.is_empty() {
                 emit(head, max, on);
-            } else if self.partial.len() + head.len() > max + 1 {
+            } else if self.partial.len() + head.len() > max.saturating_add(1) {
                 self.partial = Vec::new();
                 on(Frame::TooLong);
             } else {
@@ -73,7 +73,12 @@ impl LineBuf {
         if data.is_empty() || self.discarding {
             return;
         }
-        if self.partial.len() + data.len() > max + 1 {
+        let len = self.partial.len() + data.len();
+        // max + 1 bytes are only a line in the making if the last is the `\r`
+        // of a `\r\n`; otherwise the limit is already crossed.
+        let crossed = len > max.saturating_add(1)
+            || (len == max.saturating_add(1) && data.last() != Some(&b'\r'));
+        if crossed {
             // Report now rather than at the newline: the newline may never come,
             // and the limit is what bounds our memory.
             self.partial = Vec::new();
@@ -151,7 +156,9 @@ mod tests {
             // exactly at the limit, with and without \r
             (&[b"12345678\n"], 8, &["12345678"]),
             (&[b"1234", b"5678\r\n"], 8, &["12345678"]),
-            // one over: reported once, then framing resumes
+            // one over: reported once (as soon as it is certain), then framing resumes
+            (&[b"123456789"], 8, &["<too long>"]),
+            (&[b"12345678\r"], 8, &["12345678"]),
             (&[b"123456789\nok\n"], 8, &["<too long>", "ok"]),
             (&[b"12345", b"6789\nok\n"], 8, &["<too long>", "ok"]),
             (&[b"12345678\r", b"\n"], 8, &["12345678"]),

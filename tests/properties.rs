@@ -37,10 +37,12 @@ fn frame_split(stream: &[u8], max: usize, lens: &[usize]) -> Result<Vec<Owned>, 
             buf.buffered_len()
         );
         // Due now: every complete line, plus the report of an unfinished line
-        // that has already crossed the limit (its newline may never come).
+        // that has already crossed the limit (its newline may never come):
+        // over max + 1 bytes, or max + 1 whose last is not the `\r` of `\r\n`.
         let seen = &stream[..pos];
         let tail = seen.len() - seen.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        let due = seen.iter().filter(|&&b| b == b'\n').count() + usize::from(tail > max + 1);
+        let crossed = tail > max + 1 || (tail == max + 1 && seen.last() != Some(&b'\r'));
+        let due = seen.iter().filter(|&&b| b == b'\n').count() + usize::from(crossed);
         prop_assert_eq!(out.len(), due, "frames after {} bytes", pos);
     }
     buf.finish(max, &mut |f| out.push(own(f)));
