@@ -58,7 +58,7 @@ fn parse_args() -> Result<Args, String> {
         ),
         max_line: opt(&mut pargs, "--max-line", positive)?.unwrap_or(DEFAULT_MAX_LINE_BYTES),
         max_outbuf: opt(&mut pargs, "--max-outbuf", positive)?.unwrap_or(DEFAULT_MAX_OUTBUF_BYTES),
-        login_timeout: opt(&mut pargs, "--login-timeout", positive)?
+        login_timeout: opt(&mut pargs, "--login-timeout", seconds)?
             .map_or(DEFAULT_LOGIN_TIMEOUT, |s| Duration::from_secs(s as u64)),
         max_clients: opt(&mut pargs, "--max-clients", positive)?
             .unwrap_or_else(default_max_clients),
@@ -91,6 +91,16 @@ fn opt<T, E: std::fmt::Display>(
         }
         other => format!("{flag}: {other}"),
     })
+}
+
+/// A timeout in whole seconds: at least 1, at most a year (a deadline
+/// further out could overflow the clock).
+fn seconds(s: &str) -> Result<usize, String> {
+    const MAX_SECS: usize = 365 * 24 * 3600;
+    match positive(s)? {
+        n if n > MAX_SECS => Err(format!("must be at most {MAX_SECS}")),
+        n => Ok(n),
+    }
 }
 
 fn positive(s: &str) -> Result<usize, String> {

@@ -597,7 +597,10 @@ impl Server {
                 self.conns.send(key, b"! login timeout\n");
                 self.conns.close(key);
                 if let Some(conn) = self.conns.slab.get_mut(key) {
-                    conn.reason = Reason::LoginTimeout;
+                    // Not if sending the line found it broken: keep that reason.
+                    if conn.state == State::Draining {
+                        conn.reason = Reason::LoginTimeout;
+                    }
                 }
             }
         }
@@ -754,6 +757,11 @@ impl Server {
         let keys: Vec<usize> = self.conns.slab.iter().map(|(key, _)| key).collect();
         let line = format!("{SHUTDOWN_NOTICE}\n");
         for key in keys {
+            if !self.conns.slab.get(key).is_some_and(Conn::is_open) {
+                // Already closing for its own reason (reset, slow consumer):
+                // keep that reason for its room's notice.
+                continue;
+            }
             self.conns.send(key, line.as_bytes());
             self.conns.close(key);
             if let Some(conn) = self.conns.slab.get_mut(key) {
