@@ -52,6 +52,10 @@ fn flags() {
     for (args, needle) in [
         (&["--port", "http"][..], "--port"),
         (&["--max-line", "0"][..], "--max-line"),
+        (
+            &["--login-timeout", "18446744073709551615"][..],
+            "--login-timeout",
+        ),
         (&["--bind", "nowhere"][..], "--bind"),
         (&["--log-level", "loud"][..], "--log-level"),
         (&["--frobnicate"][..], "--frobnicate"),
@@ -91,30 +95,66 @@ fn sigterm_shuts_down_gracefully() {
     assert!(!log.contains("): closed"), "{log}");
 }
 
-/// A second signal exits at once, even with a client that never reads.
+/// A second signal exits at once, even while the first one's graceful
+/// flush is still waiting on a client that never reads.
 #[test]
 fn second_signal_exits_at_once() {
     let mut proc = ServerProcess::spawn(None, &["--port", "0", "--max-outbuf", "100000000"]);
     let addr = proc.addr;
-    let mut stuck = TcpStream::connect(addr).unwrap();
+    // A client with a tiny receive window that never reads: what is queued
+    // for it cannot drain, so the graceful shutdown has to wait for it.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let mut stuck: TcpStream = socket.into();
     stuck.write_all(b"stuck\n").unwrap();
-    // Queue a lot of output it will never read, so the flush would wait.
     let mut talker = TcpStream::connect(addr).unwrap();
     talker.write_all(b"talker\n").unwrap();
-    assert_eq!(
-        read_lines(&mut talker, 2),
-        ["NAME", "* talker joined lobby"]
-    );
+    talker
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut reader = BufReader::new(talker.try_clone().unwrap());
+    let mut line = String::new();
+    while line.trim_end() != "* talker joined lobby" {
+        line.clear();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "talker closed");
+    }
+    // 4 MB of chat, which the server queues for `stuck` too; reading our
+    // own echo of the last line proves it has all been queued.
+    let chunk = format!("{}\n", "x".repeat(999));
+    let writer = std::thread::spawn(move || {
+        for _ in 0..4000 {
+            talker.write_all(chunk.as_bytes()).unwrap();
+        }
+        talker.write_all(b"end\n").unwrap();
+    });
+    loop {
+        line.clear();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "talker closed");
+        if line == "talker: end\n" {
+            break;
+        }
+    }
+    writer.join().unwrap();
+
     proc.signal(libc::SIGINT);
-    std::thread::sleep(Duration::from_millis(100));
+    // The flush may take up to 3 s; well inside that, it must still be going.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        proc.child.try_wait().unwrap(),
+        None,
+        "exited before the flush deadline"
+    );
     let started = Instant::now();
     proc.signal(libc::SIGINT);
     assert_eq!(proc.wait_exit(), Some(0));
     assert!(
-        started.elapsed() < Duration::from_secs(2),
+        started.elapsed() < Duration::from_secs(1),
         "took {:?}",
         started.elapsed()
     );
+    assert!(proc.final_log().contains("second signal: exiting now"));
+    drop(stuck);
 }
 
 /// `--bind ::1` listens on IPv6 and serves clients there.
@@ -138,22 +178,54 @@ fn ipv6_bind() {
 /// RUST_LOG is honoured when --log-level is absent; --log-level wins.
 #[test]
 fn log_levels() {
-    let run = |args: &[&str], env: Option<&str>| {
-        let mut cmd = Command::new(BIN);
-        cmd.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
-        if let Some(v) = env {
-            cmd.env("RUST_LOG", v);
-        } else {
-            cmd.env_remove("RUST_LOG");
+    // No RUST_LOG: info, so the `listening on` line (spawn waits for it).
+    let mut proc = ServerProcess::spawn(None, &["--port", "0"]);
+    proc.signal(libc::SIGTERM);
+    assert!(proc.final_log().contains("INFO"));
+    // RUST_LOG=warn but --log-level info: the flag wins.
+    let mut proc =
+        ServerProcess::spawn_with_rust_log(Some("warn"), &["--port", "0", "--log-level", "info"]);
+    proc.signal(libc::SIGTERM);
+    assert!(proc.final_log().contains("INFO"));
+
+    // RUST_LOG=warn alone: no info lines at all, not even `listening on`, so
+    // find the port ourselves and wait until the server answers on it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(BIN)
+        .args(["--port", &port.to_string()])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut c = loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(c) => break c,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => panic!("server never listened: {e}"),
         }
-        let child = cmd.spawn().unwrap();
-        std::thread::sleep(Duration::from_millis(300));
-        // SAFETY: signals our own child.
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-        let out = child.wait_with_output().unwrap();
-        String::from_utf8(out.stderr).unwrap()
     };
-    assert!(run(&["--port", "0"], None).contains("listening on"));
-    assert!(!run(&["--port", "0"], Some("warn")).contains("listening on"));
-    assert!(run(&["--port", "0", "--log-level", "info"], Some("warn")).contains("listening on"));
+    // A registration and a chat line: the loop runs and logs nothing.
+    c.write_all(b"quiet\nhello\n").unwrap();
+    assert_eq!(
+        read_lines(&mut c, 3),
+        ["NAME", "* quiet joined lobby", "quiet: hello"]
+    );
+    drop(c);
+    // SAFETY: signals our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_eq!(log, "", "RUST_LOG=warn should silence info lines");
 }

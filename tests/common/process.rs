@@ -37,6 +37,18 @@ impl ServerProcess {
     /// open-file limit of `nofile` if given, and waits for `listening on`.
     #[track_caller]
     pub fn spawn(nofile: Option<u32>, args: &[&str]) -> ServerProcess {
+        Self::start(nofile, None, args)
+    }
+
+    /// As [`spawn`](Self::spawn), with `RUST_LOG` set (`spawn` removes it,
+    /// so a developer's environment cannot silence the `listening on` line).
+    #[track_caller]
+    pub fn spawn_with_rust_log(rust_log: Option<&str>, args: &[&str]) -> ServerProcess {
+        Self::start(None, rust_log, args)
+    }
+
+    #[track_caller]
+    fn start(nofile: Option<u32>, rust_log: Option<&str>, args: &[&str]) -> ServerProcess {
         let mut cmd = match nofile {
             Some(n) => {
                 let mut c = Command::new("sh");
@@ -46,6 +58,10 @@ impl ServerProcess {
                 c
             }
             None => Command::new(BIN),
+        };
+        match rust_log {
+            Some(level) => cmd.env("RUST_LOG", level),
+            None => cmd.env_remove("RUST_LOG"),
         };
         let mut child = cmd
             .args(args)
