@@ -13,7 +13,7 @@ use log::{debug, info};
 
 use crate::framing::Frame;
 use crate::protocol::{self, Command, LOBBY};
-use crate::rooms::{RoomId, Rooms};
+use crate::rooms::{Left, RoomId, Rooms};
 
 /// Where the chat sends its output. Implemented by the server over its
 /// connections, and by tests over plain vectors.
@@ -150,19 +150,26 @@ impl Chat {
     /// shown in brackets. Does nothing for a key that never registered or
     /// already left (a `/quit` is announced when it is processed).
     pub fn disconnected(&mut self, key: usize, reason: Option<&str>, out: &mut impl Outbox) {
-        let Some(client) = self.clients.get_mut(key).and_then(Option::take) else {
+        let Some((name, left)) = self.forget(key) else {
             return;
         };
-        let name = client.name;
-        if let Some(k) = fold(&name) {
-            self.names.remove(folded_str(&k));
-        }
         info!("conn {key}: {name} left{}", fmt_reason(reason));
         self.line.clear();
         let _ = write!(self.line, "* {name} left{}", fmt_reason(reason));
-        if let Some(left) = self.rooms.leave(key) {
+        if let Some(left) = left {
             self.announce_leave(left.room, left.before, None, out);
         }
+    }
+
+    /// Takes `key` out of the chat: its name is free again and it leaves
+    /// its room. Returns the name and what leaving did; `None` for a key
+    /// that never registered or already left.
+    fn forget(&mut self, key: usize) -> Option<(Box<str>, Option<Left>)> {
+        let client = self.clients.get_mut(key).and_then(Option::take)?;
+        if let Some(k) = fold(&client.name) {
+            self.names.remove(folded_str(&k));
+        }
+        Some((client.name, self.rooms.leave(key)))
     }
 
     /// True when big rooms have counted joins/leaves waiting for a summary.
@@ -267,18 +274,10 @@ impl Chat {
                 // its own notice as confirmation, then forget it.
                 let before = self.rooms.room(room).members().len();
                 self.announce_leave(room, before, Some(key), out);
-                let reason_text = reason.map(|r| format!("quit: {r}"));
-                let left = self.rooms.leave(key);
-                debug_assert!(left.is_some());
-                let client = self.clients[key].take().expect("registered");
-                if let Some(k) = fold(&client.name) {
-                    self.names.remove(folded_str(&k));
+                if let Some((name, _)) = self.forget(key) {
+                    let why = reason.map_or_else(|| "quit".to_string(), |r| format!("quit: {r}"));
+                    info!("conn {key}: {name} left{}", fmt_reason(Some(&why)));
                 }
-                info!(
-                    "conn {key}: {} left{}",
-                    client.name,
-                    fmt_reason(Some(reason_text.as_deref().unwrap_or("quit")))
-                );
                 out.close(key);
             }
         }
