@@ -206,7 +206,7 @@ fn run(args: Args) -> Exit {
         colours: at_terminal
             && !args.plain
             && std::env::var_os("NO_COLOR").is_none()
-            && std::env::var_os("TERM").map_or(true, |term| term != "dumb"),
+            && std::env::var_os("TERM").is_none_or(|term| term != "dumb"),
     };
 
     // The editor needs a terminal on both sides and a terminal rustyline can

@@ -1,6 +1,9 @@
-//! Server settings and their defaults: addresses, limits and timeouts. Plain
-//! data: parsing flags is `main.rs`'s job and enforcing limits the server's.
+//! Server settings, their defaults and their sane ranges. Plain data plus
+//! [`Config::validate`], which [`crate::Server::bind`] calls so that no
+//! setting, however it was built, can make the loop misbehave. Parsing flags
+//! is `main.rs`'s job and enforcing limits the server's.
 
+use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -14,11 +17,25 @@ pub const DEFAULT_MAX_OUTBUF_BYTES: usize = 1 << 20;
 pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default room size above which joins and leaves are summarised.
 pub const DEFAULT_NOTICE_LIMIT: usize = 100;
+/// Default time a closing client (after `/quit`, EOF or an error sent to
+/// it) has to take what is queued for it.
+pub const DEFAULT_CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default time we wait, after our FIN, for the peer's EOF before closing.
+pub const DEFAULT_LINGER_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default time shutdown waits for clients to take their queued output.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
 /// Descriptors kept back from clients for the listener, the poller, the
-/// signal pipe, the waker, stdio and logging.
+/// signal pipe, the waker, stdio, logging and refusals being written.
 pub const RESERVED_FDS: usize = 32;
 
-/// Everything the server needs to know to run.
+/// The longest line a client may be allowed to send.
+pub const MAX_LINE_LIMIT: usize = 1 << 20;
+/// The longest any timeout may be (a deadline further out could overflow
+/// the clock).
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Everything the server needs to know to run. Each field is set by the
+/// flag of the same name in the binary (`max_outbuf` by `--max-outbuf`).
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Where to listen; port 0 picks a free port (see `Server::local_addr`).
@@ -33,6 +50,12 @@ pub struct Config {
     pub max_clients: usize,
     /// Rooms above this many members get join/leave summaries.
     pub notice_limit: usize,
+    /// How long a closing client may take to receive what is queued for it.
+    pub close_flush_timeout: Duration,
+    /// How long, after our FIN, we read and discard until the peer's EOF.
+    pub linger_timeout: Duration,
+    /// How long shutdown waits for clients to take their output.
+    pub shutdown_timeout: Duration,
     /// Handle SIGINT/SIGTERM in the loop (the binary does; in-process tests
     /// use `ServerHandle::shutdown` instead).
     pub handle_signals: bool,
@@ -47,8 +70,78 @@ impl Default for Config {
             login_timeout: DEFAULT_LOGIN_TIMEOUT,
             max_clients: default_max_clients(),
             notice_limit: DEFAULT_NOTICE_LIMIT,
+            close_flush_timeout: DEFAULT_CLOSE_FLUSH_TIMEOUT,
+            linger_timeout: DEFAULT_LINGER_TIMEOUT,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             handle_signals: false,
         }
+    }
+}
+
+/// A setting out of its range: which flag, and what it must be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The flag that sets it, e.g. `--max-outbuf`.
+    pub flag: &'static str,
+    /// What the value must be, e.g. `must be at least 16384`.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.flag, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// The smallest `max_outbuf` that still lets a client receive any one
+    /// line and a burst of replies: four of the longest lines we can send.
+    pub fn min_outbuf(&self) -> usize {
+        (4 * (self.max_line + 128)).max(16 * 1024)
+    }
+
+    /// Checks every setting against its range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn err(flag: &'static str, message: String) -> Result<(), ConfigError> {
+            Err(ConfigError { flag, message })
+        }
+        if !(64..=MAX_LINE_LIMIT).contains(&self.max_line) {
+            return err("--max-line", format!("must be 64-{MAX_LINE_LIMIT}"));
+        }
+        let min_outbuf = self.min_outbuf();
+        if !(min_outbuf..=1 << 30).contains(&self.max_outbuf) {
+            return err(
+                "--max-outbuf",
+                format!(
+                    "must be {min_outbuf}-{} (at least four of the longest lines, {} with --max-line {})",
+                    1 << 30,
+                    min_outbuf,
+                    self.max_line
+                ),
+            );
+        }
+        if self.max_clients == 0 {
+            return err("--max-clients", "must be at least 1".into());
+        }
+        for (flag, d) in [
+            ("--login-timeout", self.login_timeout),
+            ("--close-flush-timeout", self.close_flush_timeout),
+            ("--linger-timeout", self.linger_timeout),
+            ("--shutdown-timeout", self.shutdown_timeout),
+        ] {
+            if d.is_zero() || d > MAX_TIMEOUT {
+                return err(
+                    flag,
+                    format!(
+                        "must be more than 0 and at most {} seconds",
+                        MAX_TIMEOUT.as_secs()
+                    ),
+                );
+            }
+        }
+        Ok(())
     }
 }
 
@@ -70,5 +163,59 @@ pub fn default_max_clients() -> usize {
         fds - RESERVED_FDS
     } else {
         (fds / 2).max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(Config::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn out_of_range_settings_name_their_flag() {
+        let cases: Vec<(Config, &str)> = vec![
+            (
+                Config {
+                    login_timeout: Duration::MAX,
+                    ..Config::default()
+                },
+                "--login-timeout",
+            ),
+            (
+                Config {
+                    shutdown_timeout: Duration::ZERO,
+                    ..Config::default()
+                },
+                "--shutdown-timeout",
+            ),
+            (
+                Config {
+                    max_outbuf: 1,
+                    ..Config::default()
+                },
+                "--max-outbuf",
+            ),
+            (
+                Config {
+                    max_line: 0,
+                    ..Config::default()
+                },
+                "--max-line",
+            ),
+            (
+                Config {
+                    max_clients: 0,
+                    ..Config::default()
+                },
+                "--max-clients",
+            ),
+        ];
+        for (config, flag) in cases {
+            assert_eq!(config.validate().map_err(|e| e.flag), Err(flag));
+        }
     }
 }

@@ -29,6 +29,9 @@ pub struct LineBuf {
     partial: Vec<u8>,
     /// True while skipping the rest of an overlong line up to its `\n`.
     discarding: bool,
+    /// True when the last frame handed out was assembled in `partial`, which
+    /// is released at the next call (the frame borrowed it until then).
+    completed: bool,
 }
 
 impl LineBuf {
@@ -39,80 +42,113 @@ impl LineBuf {
 
     /// Bytes currently buffered for an unfinished line.
     pub fn buffered_len(&self) -> usize {
-        self.partial.len()
+        if self.completed {
+            0
+        } else {
+            self.partial.len()
+        }
     }
 
     /// True when there is no unfinished line and no overlong line being skipped.
     pub fn is_idle(&self) -> bool {
-        self.partial.is_empty() && !self.discarding
+        (self.partial.is_empty() || self.completed) && !self.discarding
     }
 
-    /// Feeds `data` and calls `on` for each frame it completes, in order.
-    /// Lines that fit entirely in `data` are handed out without copying.
-    pub fn push<F>(&mut self, mut data: &[u8], max: usize, on: &mut F)
+    /// Takes the next frame from `data`, advancing it past what was used.
+    /// `None` means `data` is used up (an unfinished line is kept for the
+    /// next call). Lines that fit entirely in `data` are handed out without
+    /// copying. Pulling one frame at a time lets a caller stop between
+    /// frames (a client over its flood budget) and keep the rest of `data`.
+    pub fn next<'s, 'd, 'f>(&'s mut self, data: &mut &'d [u8], max: usize) -> Option<Frame<'f>>
     where
-        F: FnMut(Frame<'_>),
+        's: 'f,
+        'd: 'f,
     {
+        if self.completed {
+            // The line handed out last time was assembled here; release it.
+            self.completed = false;
+            self.partial = Vec::new();
+        }
         while let Some(i) = memchr::memchr(b'\n', data) {
-            let head = &data[..i];
-            data = &data[i + 1..];
+            let head: &'d [u8] = &data[..i];
+            *data = &data[i + 1..];
             if self.discarding {
                 // The overlong line was already reported; this is its end.
                 self.discarding = false;
             } else if self.partial.is_empty() {
-                emit(head, max, on);
+                return Some(frame(head, max));
             } else if self.partial.len() + head.len() > max.saturating_add(1) {
                 self.partial = Vec::new();
-                on(Frame::TooLong);
+                return Some(Frame::TooLong);
             } else {
                 self.partial.extend_from_slice(head);
-                let line = std::mem::take(&mut self.partial);
-                emit(&line, max, on);
+                self.completed = true;
+                return Some(frame(&self.partial, max));
             }
         }
-        if data.is_empty() || self.discarding {
-            return;
+        let rest = std::mem::take(data);
+        if rest.is_empty() || self.discarding {
+            return None;
         }
-        let len = self.partial.len() + data.len();
+        let len = self.partial.len() + rest.len();
         // max + 1 bytes are only a line in the making if the last is the `\r`
         // of a `\r\n`; otherwise the limit is already crossed.
         let crossed = len > max.saturating_add(1)
-            || (len == max.saturating_add(1) && data.last() != Some(&b'\r'));
+            || (len == max.saturating_add(1) && rest.last() != Some(&b'\r'));
         if crossed {
             // Report now rather than at the newline: the newline may never come,
             // and the limit is what bounds our memory.
             self.partial = Vec::new();
             self.discarding = true;
-            on(Frame::TooLong);
-        } else {
-            self.partial.extend_from_slice(data);
+            return Some(Frame::TooLong);
         }
+        self.partial.extend_from_slice(rest);
+        None
     }
 
     /// Ends the stream: an unfinished final line is handed out as a line (the
     /// peer closed without a trailing newline), then the framer is reset.
+    pub fn finish_next(&mut self, max: usize) -> Option<Frame<'_>> {
+        let was_discarding = std::mem::replace(&mut self.discarding, false);
+        if self.completed || was_discarding || self.partial.is_empty() {
+            self.completed = false;
+            self.partial = Vec::new();
+            return None;
+        }
+        self.completed = true;
+        Some(frame(&self.partial, max))
+    }
+
+    /// Feeds `data` and calls `on` for each frame it completes, in order.
+    pub fn push<F>(&mut self, mut data: &[u8], max: usize, on: &mut F)
+    where
+        F: FnMut(Frame<'_>),
+    {
+        while let Some(f) = self.next(&mut data, max) {
+            on(f);
+        }
+    }
+
+    /// Ends the stream, handing an unfinished final line to `on`.
     pub fn finish<F>(&mut self, max: usize, on: &mut F)
     where
         F: FnMut(Frame<'_>),
     {
-        let line = std::mem::take(&mut self.partial);
-        let was_discarding = std::mem::replace(&mut self.discarding, false);
-        if !was_discarding && !line.is_empty() {
-            emit(&line, max, on);
+        if let Some(f) = self.finish_next(max) {
+            on(f);
         }
+        self.completed = false;
+        self.partial = Vec::new();
     }
 }
 
 /// Strips one `\r` before the (already removed) `\n` and applies the limit.
-fn emit<F>(line: &[u8], max: usize, on: &mut F)
-where
-    F: FnMut(Frame<'_>),
-{
+fn frame(line: &[u8], max: usize) -> Frame<'_> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.len() > max {
-        on(Frame::TooLong);
+        Frame::TooLong
     } else {
-        on(Frame::Line(line));
+        Frame::Line(line)
     }
 }
 

@@ -4,27 +4,36 @@
 //! tests, examples and benchmarks run the real server in-process on port 0.
 //!
 //! # Layout
+//! A line's path: socket → [`conn::transport`] → [`conn::codec`] →
+//! [`chat`] → [`bus`] → [`outbox`] → codec → transport → socket.
 //! - [`framing`]: bytes to lines, with a hard bound on what it buffers. Pure.
-//! - [`protocol`]: the wire contract as data: prompt, name rules, text
-//!   checks, commands, server-line shapes. Pure.
+//! - [`protocol`]: the wire contract as data: name rules, text checks,
+//!   commands ([`protocol::command`]) and every server line, encoded and
+//!   parsed in one place ([`protocol::lines`]). Pure.
 //! - [`rooms`]: room membership and pending join/leave counts. Pure.
-//! - [`chat`]: registration, commands and who is told what, through the
-//!   [`chat::Outbox`] trait. Pure: no sockets.
-//! - [`conn`]: one connection's socket, framing state and output buffer.
-//! - [`config`]: settings and their defaults.
-//! - [`server`]: the mio event loop, the connection table, timers, signals
-//!   and shutdown; the only module that touches the mio `Registry`.
+//! - [`chat`]: what a client's lines mean: registration, commands, usage
+//!   errors. Pure.
+//! - [`bus`]: shared chat state (names, rooms) and who is told what, behind
+//!   a trait; [`bus::LocalBus`] is the single-process one. Pure.
+//! - [`outbox`]: the trait through which chat output reaches connections.
+//! - [`conn`]: one connection: transport + codec + output buffer, and its
+//!   life as a state machine.
+//! - [`config`]: settings, defaults and their ranges.
+//! - [`server`]: the mio event loop (turn order, table, accept, input,
+//!   timers, handle); the only module that touches the mio `Registry`.
 //!
 //! See `docs/PROTOCOL.md` for the protocol and `README.md` for the design.
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
+pub mod bus;
 pub mod chat;
 pub mod config;
 pub mod conn;
 pub mod framing;
+pub mod outbox;
 pub mod protocol;
 pub mod rooms;
 pub mod server;
 
 pub use config::Config;
-pub use server::{Server, ServerHandle, Stats};
+pub use server::{Server, ServerHandle, Stats, Stopped};

@@ -10,7 +10,7 @@ use chatroom::config::{
 };
 use chatroom::framing::DEFAULT_MAX_LINE_BYTES;
 use chatroom::protocol::DEFAULT_PORT;
-use chatroom::{Config, Server};
+use chatroom::{Config, Server, Stopped};
 use log::LevelFilter;
 
 const HELP: &str = "\
@@ -65,6 +65,7 @@ fn parse_args() -> Result<Args, String> {
         notice_limit: opt(&mut pargs, "--notice-limit", str::parse::<usize>)?
             .unwrap_or(DEFAULT_NOTICE_LIMIT),
         handle_signals: true,
+        ..Config::default()
     };
     let log_level = opt(&mut pargs, "--log-level", str::parse::<LevelFilter>)?;
     let rest = pargs.finish();
@@ -146,7 +147,10 @@ fn main() -> ExitCode {
         }
     };
     match server.run() {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Stopped::Graceful | Stopped::DeadlineExpired(_)) => ExitCode::SUCCESS,
+        // Told in the log ("second signal: exiting now (forced)"); the
+        // status says it too, so scripts can tell it from a clean stop.
+        Ok(Stopped::Forced) => ExitCode::FAILURE,
         Err(e) => {
             log::error!("event loop failed: {e}");
             ExitCode::FAILURE

@@ -231,6 +231,7 @@ fn max_clients() {
     let mut third = Client::connect(server.addr);
     third.expect("! server full");
     third.expect_eof();
+    drop(third);
     drop(alice);
     server.wait_for("alice to be freed", |s| s.connections == 1);
     let _carol = Client::login(server.addr, "carol");

@@ -272,8 +272,7 @@ mod tests {
             ),
             // one outlier among 10,000 shows in max and p99.9 only from 0.1% up
             (
-                std::iter::repeat(20_000)
-                    .take(9_999)
+                std::iter::repeat_n(20_000, 9_999)
                     .chain([5_000_000])
                     .collect(),
                 20_000,

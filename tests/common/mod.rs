@@ -10,7 +10,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use chatroom::{Config, Server, ServerHandle};
+use chatroom::{Config, Server, ServerHandle, Stopped};
 
 /// How long any single expected line may take before the test fails.
 pub const LINE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -19,20 +19,20 @@ pub const LINE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct TestServer {
     pub addr: SocketAddr,
     pub handle: ServerHandle,
-    thread: Option<JoinHandle<io::Result<()>>>,
+    thread: Option<JoinHandle<io::Result<Stopped>>>,
 }
 
 impl TestServer {
     /// Asks the server to shut down and waits for `run` to return.
-    pub fn stop(mut self) -> io::Result<()> {
+    pub fn stop(mut self) -> io::Result<Stopped> {
         self.stop_inner()
     }
 
-    fn stop_inner(&mut self) -> io::Result<()> {
+    fn stop_inner(&mut self) -> io::Result<Stopped> {
         self.handle.shutdown();
         match self.thread.take() {
             Some(t) => t.join().expect("server thread panicked"),
-            None => Ok(()),
+            None => Ok(Stopped::Graceful),
         }
     }
 
@@ -106,6 +106,29 @@ impl Client {
         }
     }
 
+    /// Connects with a small receive buffer, set before connecting so the
+    /// window the server sees is small from the start (Linux doubles it).
+    pub fn connect_small(addr: SocketAddr, rcvbuf: usize) -> Client {
+        use socket2::{Domain, Protocol, Socket, Type};
+        let domain = if addr.is_ipv4() {
+            Domain::IPV4
+        } else {
+            Domain::IPV6
+        };
+        let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP)).unwrap();
+        socket.set_recv_buffer_size(rcvbuf).unwrap();
+        socket
+            .connect(&addr.into())
+            .expect("connect to test server");
+        let stream: TcpStream = socket.into();
+        stream.set_read_timeout(Some(LINE_TIMEOUT)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Client {
+            reader: BufReader::new(stream),
+            name: String::new(),
+        }
+    }
+
     /// Connects, answers the prompt with `name` and waits for the own join
     /// notice, so the client is registered in `lobby` when this returns.
     #[track_caller]
@@ -136,23 +159,34 @@ impl Client {
             .expect("send to server");
     }
 
-    /// Reads one line without its `\n`; `None` at EOF. Fails the test after
-    /// [`LINE_TIMEOUT`].
+    /// Reads what comes next: a line, a clean EOF or a reset. Fails the
+    /// test after [`LINE_TIMEOUT`].
     #[track_caller]
-    pub fn read_line(&mut self) -> Option<String> {
+    pub fn next(&mut self) -> Got {
         let mut buf = Vec::new();
         match self.reader.read_until(b'\n', &mut buf) {
-            Ok(0) => None,
+            Ok(0) => Got::Eof,
             Ok(_) => {
                 assert_eq!(
                     buf.pop(),
                     Some(b'\n'),
                     "line without newline before EOF: {buf:?}"
                 );
-                Some(String::from_utf8(buf).expect("server sent invalid UTF-8"))
+                Got::Line(String::from_utf8(buf).expect("server sent invalid UTF-8"))
             }
-            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => None,
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => Got::Reset,
             Err(e) => panic!("reading a line from the server: {e}"),
+        }
+    }
+
+    /// Reads one line without its `\n`; `None` at a clean EOF. A reset
+    /// fails the test: the server closes gracefully wherever it closes.
+    #[track_caller]
+    pub fn read_line(&mut self) -> Option<String> {
+        match self.next() {
+            Got::Line(line) => Some(line),
+            Got::Eof => None,
+            Got::Reset => panic!("client {:?}: connection reset, not closed", self.name),
         }
     }
 
@@ -176,10 +210,21 @@ impl Client {
         }
     }
 
-    /// Asserts the server closes the connection (after any lines in `before`).
+    /// Asserts the server closes the connection cleanly (EOF, not a reset).
     #[track_caller]
     pub fn expect_eof(&mut self) {
-        let got = self.read_line();
-        assert_eq!(got, None, "expected the server to close the connection");
+        let got = self.next();
+        assert_eq!(got, Got::Eof, "expected the server to close the connection");
     }
+}
+
+/// What a client read next.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Got {
+    /// One line, without its `\n`.
+    Line(String),
+    /// A clean close.
+    Eof,
+    /// A reset (RST): whatever the server had queued may be lost.
+    Reset,
 }

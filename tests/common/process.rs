@@ -140,6 +140,24 @@ impl ServerProcess {
         self.log.lock().unwrap().clone()
     }
 
+    /// Waits (bounded) until the log holds `needle` at least `count` times.
+    #[track_caller]
+    pub fn wait_for_log(&self, needle: &str, count: usize) {
+        let deadline = Instant::now() + LINE_TIMEOUT;
+        loop {
+            let seen = self.log.lock().unwrap().matches(needle).count();
+            if seen >= count {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "log has {needle:?} {seen} times, not {count}: {}",
+                self.log.lock().unwrap()
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     #[track_caller]
     pub fn assert_running(&mut self) {
         let status = self.child.try_wait().unwrap();

@@ -1,0 +1,376 @@
+//! One connection: a [`transport`] (bytes to and from the socket), a
+//! [`codec`] (bytes to protocol lines and back) and an [`outbuf`] of unsent
+//! output, with its life as a small state machine that keeps its own
+//! invariants. Knows nothing of rooms or names, and never touches the mio
+//! `Registry`: the server registers the interest derived here.
+//!
+//! Life: `Open` → `Draining` (no more input is acted on; output is written,
+//! input is read and discarded so closing never resets the peer) →
+//! `Lingering` (our FIN is sent; read and discard until the peer's EOF or a
+//! deadline) → `Closing` (freed at the loop's next safe point). Errors jump
+//! straight to `Closing`.
+
+pub mod codec;
+pub mod outbuf;
+pub mod transport;
+
+use std::io;
+use std::net::SocketAddr;
+
+use mio::Interest;
+
+use codec::{Codec, Outgoing};
+use outbuf::{Flushed, OutBuf};
+use transport::{Read, Transport};
+
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Reading, acting on input and writing.
+    Open,
+    /// Writing what is queued; input is read and discarded.
+    Draining,
+    /// Our side is shut; reading and discarding until the peer's EOF.
+    Lingering,
+    /// Freed at the next close step; nothing more is read or written.
+    Closing,
+}
+
+/// Why a connection ends, for the log and the room's leave notice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// The peer closed its side (or quit).
+    Closed,
+    /// The peer reset the connection.
+    Reset,
+    /// Any other socket error.
+    Error,
+    /// Its unsent output went over `max_outbuf`.
+    SlowConsumer,
+    /// It did not register in time.
+    LoginTimeout,
+    /// It did not take its remaining output before the flush deadline.
+    FlushTimeout,
+    /// Refused at accept (`! server full`).
+    Refused,
+    /// The server is stopping.
+    Shutdown,
+}
+
+impl Reason {
+    /// The text in brackets after `* <name> left`, if any.
+    pub fn notice(self) -> Option<&'static str> {
+        match self {
+            Reason::Closed | Reason::Shutdown | Reason::Refused => None,
+            Reason::Reset => Some("connection reset"),
+            Reason::Error => Some("connection error"),
+            Reason::SlowConsumer => Some("slow consumer"),
+            Reason::LoginTimeout => Some("login timeout"),
+            Reason::FlushTimeout => Some("flush timeout"),
+        }
+    }
+
+    /// Classifies a socket error.
+    pub fn of(e: &io::Error) -> Reason {
+        match e.kind() {
+            io::ErrorKind::ConnectionReset
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionAborted => Reason::Reset,
+            _ => Reason::Error,
+        }
+    }
+}
+
+/// Bits of [`Conn::flags`].
+mod flag {
+    /// The poller reported the peer's FIN or an error: keep reading until
+    /// EOF shows, since no new event will announce it.
+    pub const HUP: u8 = 1;
+    /// A read returned EOF.
+    pub const EOF: u8 = 1 << 1;
+    /// The last flush stopped on a full socket: wait for a writable event.
+    pub const BLOCKED: u8 = 1 << 2;
+    /// Registered with writable interest (mirrors the poller's state).
+    pub const WRITABLE: u8 = 1 << 3;
+    /// Listed on the loop's pending-write list.
+    pub const WRITE_LISTED: u8 = 1 << 4;
+    /// Listed on the loop's pending-read list.
+    pub const READ_LISTED: u8 = 1 << 5;
+    /// Registered a name at some point (its end is logged by the chat).
+    pub const NAMED: u8 = 1 << 6;
+}
+
+/// One connection.
+#[derive(Debug)]
+pub struct Conn {
+    transport: Transport,
+    codec: Codec,
+    out: OutBuf,
+    /// Input read from the socket but not yet acted on, because the loop
+    /// paused this connection mid-read (flood budget, a full turn). While
+    /// it holds bytes the socket is not read: at most one read's worth.
+    held: Vec<u8>,
+    /// Unique for the server's lifetime, unlike the slab key, which is
+    /// reused: timers and logs use it so they never mean a newer connection.
+    id: u64,
+    /// The peer's address, for the log and per-address limits only (never
+    /// sent to other clients).
+    peer: SocketAddr,
+    phase: Phase,
+    /// Why it is draining or closing; the first reason wins.
+    reason: Reason,
+    flags: u8,
+}
+
+impl Conn {
+    /// A new open connection.
+    pub fn new(transport: Transport, codec: Codec, peer: SocketAddr, id: u64) -> Conn {
+        Conn {
+            transport,
+            codec,
+            out: OutBuf::new(),
+            held: Vec::new(),
+            id,
+            peer,
+            phase: Phase::Open,
+            reason: Reason::Closed,
+            flags: 0,
+        }
+    }
+
+    /// The connection's unique id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The peer's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Where it is in its life.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// Why it is ending (meaningful once not `Open`).
+    pub fn reason(&self) -> Reason {
+        self.reason
+    }
+
+    /// True while input is acted on and output may be queued.
+    pub fn is_open(&self) -> bool {
+        self.phase == Phase::Open
+    }
+
+    fn has(&self, f: u8) -> bool {
+        self.flags & f != 0
+    }
+
+    fn set(&mut self, f: u8, on: bool) {
+        if on {
+            self.flags |= f;
+        } else {
+            self.flags &= !f;
+        }
+    }
+
+    /// Records the poller's hint that the peer hung up or failed.
+    pub fn note_hup(&mut self) {
+        self.set(flag::HUP, true);
+    }
+
+    /// Records that this connection registered a name.
+    pub fn note_named(&mut self) {
+        self.set(flag::NAMED, true);
+    }
+
+    /// True if it ever registered a name.
+    pub fn was_named(&self) -> bool {
+        self.has(flag::NAMED)
+    }
+
+    /// The socket, for (de)registration by the server.
+    pub fn transport_mut(&mut self) -> &mut Transport {
+        &mut self.transport
+    }
+
+    /// The interest this connection needs now: none once closing, readable
+    /// otherwise (even while draining, so input is discarded and closing
+    /// never resets the peer), and writable only while output is stuck
+    /// behind a full socket (otherwise the loop writes directly).
+    pub fn interest(&self) -> Option<Interest> {
+        match self.phase {
+            Phase::Closing => None,
+            _ if self.has(flag::BLOCKED) => Some(Interest::READABLE | Interest::WRITABLE),
+            _ => Some(Interest::READABLE),
+        }
+    }
+
+    /// The interest to register if it differs from what is registered.
+    pub fn interest_change(&self) -> Option<Interest> {
+        let want = self.interest()?;
+        (want.is_writable() != self.has(flag::WRITABLE)).then_some(want)
+    }
+
+    /// Records what the poller now has registered.
+    pub fn set_registered(&mut self, interest: Interest) {
+        self.set(flag::WRITABLE, interest.is_writable());
+    }
+
+    /// Lists for writing; true if it was not listed already.
+    pub fn list_write(&mut self) -> bool {
+        let new = !self.has(flag::WRITE_LISTED);
+        self.set(flag::WRITE_LISTED, true);
+        new
+    }
+
+    /// Takes it off the write list; true if it was listed.
+    pub fn unlist_write(&mut self) -> bool {
+        let was = self.has(flag::WRITE_LISTED);
+        self.set(flag::WRITE_LISTED, false);
+        was
+    }
+
+    /// Lists for reading; true if it was not listed already.
+    pub fn list_read(&mut self) -> bool {
+        let new = !self.has(flag::READ_LISTED);
+        self.set(flag::READ_LISTED, true);
+        new
+    }
+
+    /// Takes it off the read list; true if it was listed.
+    pub fn unlist_read(&mut self) -> bool {
+        let was = self.has(flag::READ_LISTED);
+        self.set(flag::READ_LISTED, false);
+        was
+    }
+
+    /// True while listed for reading (its reads come from that list).
+    pub fn is_read_listed(&self) -> bool {
+        self.has(flag::READ_LISTED)
+    }
+
+    /// Reads once into `buf`.
+    pub fn read(&mut self, buf: &mut [u8]) -> io::Result<Read> {
+        let hup = self.has(flag::HUP);
+        let r = self.transport.read(buf, hup)?;
+        if r == Read::Eof {
+            self.set(flag::EOF, true);
+        }
+        Ok(r)
+    }
+
+    /// True once a read returned the peer's EOF.
+    pub fn saw_eof(&self) -> bool {
+        self.has(flag::EOF)
+    }
+
+    /// Keeps `rest` to act on later, when the loop resumes this connection.
+    pub fn hold(&mut self, rest: &[u8]) {
+        debug_assert!(self.held.is_empty());
+        self.held.clear();
+        self.held.extend_from_slice(rest);
+    }
+
+    /// Takes the held input (empty if none).
+    pub fn take_held(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.held)
+    }
+
+    /// True while input is held back.
+    pub fn has_held(&self) -> bool {
+        !self.held.is_empty()
+    }
+
+    /// Takes the codec out, so its frames can borrow it while the chat gets
+    /// the connection table; [`put_codec`](Self::put_codec) returns it.
+    pub fn take_codec(&mut self) -> Codec {
+        std::mem::take(&mut self.codec)
+    }
+
+    /// Returns the codec taken by [`take_codec`](Self::take_codec).
+    pub fn put_codec(&mut self, codec: Codec) {
+        self.codec = codec;
+    }
+
+    /// Queues one line, framed by this connection's codec.
+    pub fn queue(&mut self, line: Outgoing<'_>) {
+        self.codec.queue(&mut self.out, line);
+    }
+
+    /// Unsent output, in bytes, including what the transport holds.
+    pub fn pending_out(&self) -> usize {
+        self.out.len() + self.transport.buffered_out()
+    }
+
+    /// Memory held for output (for the memory bound's tests).
+    pub fn out_capacity(&self) -> usize {
+        self.out.capacity()
+    }
+
+    /// Writes queued output (up to `budget` bytes).
+    pub fn flush(&mut self, budget: usize) -> io::Result<Flushed> {
+        let result = self.transport.write_from(&mut self.out, budget);
+        self.set(flag::BLOCKED, matches!(result, Ok(Flushed::Blocked)));
+        result
+    }
+
+    /// Draining → Lingering once all output is written: shuts our sending
+    /// side, so the peer reads every byte and then EOF. Returns true when
+    /// the peer already closed too, so nothing is left to wait for.
+    pub fn finish_drain(&mut self) -> io::Result<bool> {
+        debug_assert!(self.phase == Phase::Draining && self.out.is_empty());
+        self.transport.shutdown_write()?;
+        self.phase = Phase::Lingering;
+        Ok(self.has(flag::EOF))
+    }
+
+    /// Open → Draining: act on no more input, write what is queued, then
+    /// close without resetting the peer. False if it was not open.
+    pub fn drain(&mut self, reason: Reason) -> bool {
+        if self.phase != Phase::Open {
+            return false;
+        }
+        self.phase = Phase::Draining;
+        self.reason = reason;
+        true
+    }
+
+    /// Marks it to be freed at the next close step (keeping an earlier
+    /// reason, except that a draining or lingering connection's end is
+    /// explained by `reason`). False if it was already closing.
+    pub fn close(&mut self, reason: Reason) -> bool {
+        match self.phase {
+            Phase::Closing => false,
+            Phase::Open => {
+                self.phase = Phase::Closing;
+                self.reason = reason;
+                true
+            }
+            Phase::Draining | Phase::Lingering => {
+                self.phase = Phase::Closing;
+                if matches!(reason, Reason::Reset | Reason::Error | Reason::FlushTimeout) {
+                    self.reason = reason;
+                }
+                true
+            }
+        }
+    }
+
+    /// Overrides the reason a draining connection gives (a login timeout
+    /// found while the line saying so was queued).
+    pub fn set_reason(&mut self, reason: Reason) {
+        if self.phase == Phase::Draining {
+            self.reason = reason;
+        }
+    }
+
+    /// Frees buffer memory a quiet connection does not need.
+    pub fn release_idle_buffers(&mut self) {
+        self.out.release_if_idle();
+        if self.held.is_empty() && self.held.capacity() > 0 {
+            self.held = Vec::new();
+        }
+    }
+}
