@@ -8,18 +8,31 @@
 #
 # Usage: scripts/bench.sh            full run (about 5 minutes)
 #        REPS=1 scripts/bench.sh     one repetition
+#        BEFORE=/path/to/old/chatroom SERVERS="before chatroom" \
+#          WORKLOADS="F1 F2 L1" SKIP_TUTORIAL=1 scripts/bench.sh
+#                                    before/after, same run, same load tool
 # Env:   REPS (3), OUT (bench-results), SHARED (../shared, for the tutorial
-#        server), SKIP_TUTORIAL=1 to leave out the Python tutorial server.
+#        server), SKIP_TUTORIAL=1 to leave out the Python tutorial server,
+#        SERVERS (chatroom redis; "before" runs $BEFORE), WORKLOADS
+#        (F1 F2 L1 C1-10k C1-19k), CHATROOM_FLAGS (extra flags for both
+#        chatroom builds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 REPS=${REPS:-3}
+SERVERS=${SERVERS:-chatroom redis}
+WORKLOADS=${WORKLOADS:-F1 F2 L1 C1-10k C1-19k}
+CHATROOM_FLAGS=${CHATROOM_FLAGS:-}
 OUT=${OUT:-bench-results}
 SHARED=${SHARED:-../shared}
 mkdir -p "$OUT"
 RESULTS="$OUT/results.jsonl"
 : >"$RESULTS"
 
+if [[ " $SERVERS " == *" before "* ]] && [ ! -x "${BEFORE:-}" ]; then
+    echo "bench.sh: SERVERS has 'before' but BEFORE is not an executable" >&2
+    exit 1
+fi
 if ! command -v redis-server >/dev/null; then
     echo "== installing redis-server (Debian package)" >&2
     apt-get update -qq
@@ -78,10 +91,13 @@ wait_port() {
 start_server() {
     PORT=$(free_port)
     case "$1" in
-    chatroom)
+    chatroom | before)
+        local bin=$CHATROOM
+        [ "$1" = before ] && bin=$BEFORE
         # warn: per-connection info logs would be server CPU Redis doesn't spend.
-        $2 taskset -c 0 "$CHATROOM" --port "$PORT" --log-level warn \
-            --max-clients "$MAXCLIENTS" 2>>"$OUT/chatroom.log" &
+        # shellcheck disable=SC2086 # CHATROOM_FLAGS is a word list
+        $2 taskset -c 0 "$bin" --port "$PORT" --log-level warn \
+            --max-clients "$MAXCLIENTS" $CHATROOM_FLAGS 2>>"$OUT/$1.log" &
         ;;
     redis)
         # protected-mode no: it treats only 127.0.0.1 as local and would refuse
@@ -104,7 +120,9 @@ run() {
     shift 4
     start_server "$server" "$sched"
     local json
-    json=$($sched taskset -c 1 "$LOADTEST" "$@" --target "$server" --port "$PORT" \
+    local target=$server
+    [ "$target" = before ] && target=chatroom
+    json=$($sched taskset -c 1 "$LOADTEST" "$@" --target "$target" --port "$PORT" \
         --server-pid "$SPID" --json --quiet 2>>"$OUT/loadtest.err") || true
     [ -n "$json" ] || json=null
     echo "{\"workload\":\"$name\",\"server\":\"$server\",\"rep\":$rep,\"result\":$json}" >>"$RESULTS"
@@ -124,24 +142,31 @@ C19K="connections --clients 19000 --size 64 --src-ips 2"
     echo "machine: $(nproc) CPUs, $(uname -sr), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
     echo "redis: $(redis-server --version | cut -d' ' -f3)"
     echo "python: $(python3 --version 2>&1)"
+    [ -n "${BEFORE:-}" ] && echo "before: $BEFORE"
+    [ -n "$CHATROOM_FLAGS" ] && echo "chatroom flags: $CHATROOM_FLAGS"
     echo "load before: $(cut -d' ' -f1-3 /proc/loadavg); busiest other processes:" \
         "$(ps -eo pcpu=,ni=,comm= --sort=-pcpu | head -3 | awk '{printf "%s (%s%% cpu, nice %s); ", $3, $1, $2}')"
 } >"$OUT/env.txt"
 
-echo "== $REPS repetitions: F1 F2 L1 C1(10k) C1(19k) x chatroom, redis" >&2
+echo "== $REPS repetitions: $WORKLOADS x $SERVERS" >&2
 START=$(date +%s)
 for rep in $(seq "$REPS"); do
-    for server in chatroom redis; do
-        # shellcheck disable=SC2086 # the workload strings are word lists
-        run F1 "$server" "$rep" "$FIFO" $F1
-        # shellcheck disable=SC2086
-        run F2 "$server" "$rep" "$FIFO" $F2
-        # shellcheck disable=SC2086
-        run L1 "$server" "$rep" "$NICE" $L1
-        # shellcheck disable=SC2086
-        run C1-10k "$server" "$rep" "$FIFO" $C10K
-        # shellcheck disable=SC2086
-        run C1-19k "$server" "$rep" "$FIFO" $C19K
+    for server in $SERVERS; do
+        for w in $WORKLOADS; do
+            case $w in
+            # shellcheck disable=SC2086 # the workload strings are word lists
+            F1) run F1 "$server" "$rep" "$FIFO" $F1 ;;
+            # shellcheck disable=SC2086
+            F2) run F2 "$server" "$rep" "$FIFO" $F2 ;;
+            # shellcheck disable=SC2086
+            L1) run L1 "$server" "$rep" "$NICE" $L1 ;;
+            # shellcheck disable=SC2086
+            C1-10k) run C1-10k "$server" "$rep" "$FIFO" $C10K ;;
+            # shellcheck disable=SC2086
+            C1-19k) run C1-19k "$server" "$rep" "$FIFO" $C19K ;;
+            *) echo "bench.sh: unknown workload $w" >&2; exit 1 ;;
+            esac
+        done
     done
 done
 if [ "${SKIP_TUTORIAL:-0}" != 1 ]; then
@@ -155,10 +180,12 @@ if [ "${SKIP_TUTORIAL:-0}" != 1 ]; then
 fi
 echo "   total $(($(date +%s) - START)) s" >>"$OUT/env.txt"
 
-python3 - "$RESULTS" "$OUT/env.txt" <<'EOF'
+python3 - "$RESULTS" "$OUT/env.txt" "$SERVERS" "$WORKLOADS" <<'EOF'
 import json, sys, statistics
 
 rows = [json.loads(l) for l in open(sys.argv[1])]
+SERVERS = sys.argv[3].split()
+WORKLOADS = sys.argv[4].split()
 print(open(sys.argv[2]).read().rstrip())
 print()
 
@@ -199,20 +226,34 @@ METRICS = {
            ("lost", "lost"), ("errors", "errors")],
 }
 METRICS["F2"] = METRICS["F1"]
-print(f"{'workload':8} {'metric':36} {'chatroom median (min..max)':34} {'redis median (min..max)':34} {'tutorial':>9}")
-for w in ["F1", "F2", "L1", "C1-10k", "C1-19k"]:
+header = "".join(f"{s + ' median (min..max)':34} " for s in SERVERS)
+print(f"{'workload':8} {'metric':36} {header}{'tutorial':>9}")
+for w in WORKLOADS:
     for path, label in METRICS[w.split("-")[0]]:
         cells = []
-        for s in ["chatroom", "redis"]:
+        for s in SERVERS:
             v = values(w, s, path)
             cells.append(f"{fmt(statistics.median(v))} ({fmt(min(v))}..{fmt(max(v))}) n={len(v)}" if v else "-")
         t = values(w, "tutorial", path)
-        print(f"{w:8} {label:36} {cells[0]:34} {cells[1]:34} {fmt(t[0]) if t else '':>9}")
+        print(f"{w:8} {label:36} " + "".join(f"{c:34} " for c in cells) + f"{fmt(t[0]) if t else '':>9}")
     print()
 
 def ratio(a, b):
     return None if a is None or b is None or b == 0 else a / b
 
+if "before" in SERVERS:
+    print("Before/after (chatroom vs before, medians, same run):")
+    for w in [w for w in ["F1", "F2"] if w in WORKLOADS]:
+        r = ratio(med(w, "chatroom", "server.deliveries_per_cpu_s"), med(w, "before", "server.deliveries_per_cpu_s"))
+        print(f"  {w} deliveries per server CPU-s: {fmt(r)}x before")
+    if "L1" in WORKLOADS:
+        for p in ["p50", "p99", "p999"]:
+            r = ratio(med("L1", "chatroom", f"latency_us.{p}"), med("L1", "before", f"latency_us.{p}"))
+            print(f"  L1 {p} latency: {fmt(r)}x before")
+    for w in [w for w in ["C1-10k", "C1-19k"] if w in WORKLOADS]:
+        print(f"  {w} bytes per idle connection: chatroom {fmt(med(w, 'chatroom', 'server_bytes_per_conn'))}, before {fmt(med(w, 'before', 'server_bytes_per_conn'))}")
+if "redis" not in SERVERS:
+    sys.exit(0)
 print("Targets (chatroom vs redis, medians, same run):")
 for w in ["F1", "F2"]:
     r = ratio(med(w, "chatroom", "server.deliveries_per_cpu_s"), med(w, "redis", "server.deliveries_per_cpu_s"))

@@ -61,10 +61,14 @@ impl Codec {
         }
     }
 
-    /// Queues `line` framed for this codec.
-    pub fn queue(&self, out: &mut OutBuf, line: Outgoing<'_>) {
+    /// Queues `line` framed for this codec; returns the bytes added.
+    #[inline]
+    pub fn queue(&self, out: &mut OutBuf, line: Outgoing<'_>) -> usize {
         match self {
-            Codec::Lines(_) => out.push(&[line.line]),
+            Codec::Lines(_) => {
+                out.push(&[line.line]);
+                line.line.len()
+            }
         }
     }
 }

@@ -106,10 +106,6 @@ pub struct Conn {
     transport: Transport,
     codec: Codec,
     out: OutBuf,
-    /// Input read from the socket but not yet acted on, because the loop
-    /// paused this connection mid-read (flood budget, a full turn). While
-    /// it holds bytes the socket is not read: at most one read's worth.
-    held: Vec<u8>,
     /// Unique for the server's lifetime, unlike the slab key, which is
     /// reused: timers and logs use it so they never mean a newer connection.
     id: u64,
@@ -129,7 +125,6 @@ impl Conn {
             transport,
             codec,
             out: OutBuf::new(),
-            held: Vec::new(),
             id,
             peer,
             phase: Phase::Open,
@@ -159,14 +154,17 @@ impl Conn {
     }
 
     /// True while input is acted on and output may be queued.
+    #[inline]
     pub fn is_open(&self) -> bool {
         self.phase == Phase::Open
     }
 
+    #[inline]
     fn has(&self, f: u8) -> bool {
         self.flags & f != 0
     }
 
+    #[inline]
     fn set(&mut self, f: u8, on: bool) {
         if on {
             self.flags |= f;
@@ -219,6 +217,7 @@ impl Conn {
     }
 
     /// Lists for writing; true if it was not listed already.
+    #[inline]
     pub fn list_write(&mut self) -> bool {
         let new = !self.has(flag::WRITE_LISTED);
         self.set(flag::WRITE_LISTED, true);
@@ -266,23 +265,6 @@ impl Conn {
         self.has(flag::EOF)
     }
 
-    /// Keeps `rest` to act on later, when the loop resumes this connection.
-    pub fn hold(&mut self, rest: &[u8]) {
-        debug_assert!(self.held.is_empty());
-        self.held.clear();
-        self.held.extend_from_slice(rest);
-    }
-
-    /// Takes the held input (empty if none).
-    pub fn take_held(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.held)
-    }
-
-    /// True while input is held back.
-    pub fn has_held(&self) -> bool {
-        !self.held.is_empty()
-    }
-
     /// Takes the codec out, so its frames can borrow it while the chat gets
     /// the connection table; [`put_codec`](Self::put_codec) returns it.
     pub fn take_codec(&mut self) -> Codec {
@@ -294,12 +276,15 @@ impl Conn {
         self.codec = codec;
     }
 
-    /// Queues one line, framed by this connection's codec.
-    pub fn queue(&mut self, line: Outgoing<'_>) {
-        self.codec.queue(&mut self.out, line);
+    /// Queues one line, framed by this connection's codec; returns the
+    /// bytes added.
+    #[inline]
+    pub fn queue(&mut self, line: Outgoing<'_>) -> usize {
+        self.codec.queue(&mut self.out, line)
     }
 
     /// Unsent output, in bytes, including what the transport holds.
+    #[inline]
     pub fn pending_out(&self) -> usize {
         self.out.len() + self.transport.buffered_out()
     }
@@ -369,8 +354,5 @@ impl Conn {
     /// Frees buffer memory a quiet connection does not need.
     pub fn release_idle_buffers(&mut self) {
         self.out.release_if_idle();
-        if self.held.is_empty() && self.held.capacity() > 0 {
-            self.held = Vec::new();
-        }
     }
 }

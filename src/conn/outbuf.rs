@@ -1,13 +1,16 @@
-//! A connection's unsent output as a queue of chunks (Redis' reply list), so
+//! A connection's unsent output as a list of chunks (Redis' reply list), so
 //! the memory it holds follows what is unsent: at most the unsent bytes plus
-//! one partly filled chunk, never a doubled `Vec` behind a written prefix.
+//! three chunks (a partly written first, a partly filled last and one spare),
+//! never a doubled `Vec` behind a written prefix. The chunk being filled
+//! lives inline, so a client that gets a line now and then costs one small
+//! allocation; the list in front of it exists only while output piles up.
 //! Pure bookkeeping over any `Write`; knows nothing of sockets or codecs.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 
-/// Lines are packed into chunks of up to this many bytes; a longer line gets
-/// a chunk of its own.
+/// Lines are packed into chunks of up to this many bytes (a line may
+/// straddle two).
 pub const CHUNK_BYTES: usize = 16 * 1024;
 /// Most chunks handed to one `writev`: 64 × 16 KiB covers any write budget.
 const MAX_IOVECS: usize = 64;
@@ -23,12 +26,25 @@ pub enum Flushed {
     Budget,
 }
 
+/// Full chunks waiting in front of the one being filled, only while output
+/// piles up.
+#[derive(Debug, Default)]
+struct Rest {
+    /// Full chunks, oldest first; all of them go out before `fill`.
+    full: VecDeque<Vec<u8>>,
+    /// One full-size chunk kept after it was written, so a busy client does
+    /// not allocate a chunk every turn.
+    spare: Option<Vec<u8>>,
+}
+
 /// Unsent output.
 #[derive(Debug, Default)]
 pub struct OutBuf {
-    /// Chunks in order; `chunks[0][sent..]` is the oldest unsent byte.
-    chunks: VecDeque<Vec<u8>>,
-    /// Bytes of the front chunk already written.
+    /// The chunk new bytes go into (the newest).
+    fill: Vec<u8>,
+    rest: Option<Box<Rest>>,
+    /// Bytes of the front chunk (the oldest full one, else `fill`) already
+    /// written.
     sent: usize,
     /// Unsent bytes in all chunks.
     len: usize,
@@ -41,6 +57,7 @@ impl OutBuf {
     }
 
     /// Unsent bytes.
+    #[inline]
     pub fn len(&self) -> usize {
         self.len
     }
@@ -52,42 +69,71 @@ impl OutBuf {
 
     /// Bytes of memory held for output (capacity, not content).
     pub fn capacity(&self) -> usize {
-        self.chunks.iter().map(Vec::capacity).sum()
+        let rest = self.rest.as_ref().map_or(0, |r| {
+            r.full.iter().map(Vec::capacity).sum::<usize>()
+                + r.spare.as_ref().map_or(0, Vec::capacity)
+        });
+        self.fill.capacity() + rest
     }
 
-    /// Appends `parts`, in order. Chunks are filled to `CHUNK_BYTES` (a line
-    /// may straddle two), so every chunk but the first and last is full.
+    /// Appends `parts`, in order. Chunks are filled to `CHUNK_BYTES`, so
+    /// every chunk but the first and last is full.
+    #[inline]
     pub fn push(&mut self, parts: &[&[u8]]) {
         for part in parts {
             self.push_bytes(part);
         }
     }
 
-    fn push_bytes(&mut self, mut bytes: &[u8]) {
+    /// The hot path: bytes that fit in the filling chunk's spare capacity
+    /// (which never exceeds `CHUNK_BYTES`).
+    #[inline]
+    fn push_bytes(&mut self, bytes: &[u8]) {
+        if self.fill.capacity() - self.fill.len() >= bytes.len() {
+            self.fill.extend_from_slice(bytes);
+            self.len += bytes.len();
+            return;
+        }
+        self.push_slow(bytes);
+    }
+
+    fn push_slow(&mut self, mut bytes: &[u8]) {
         self.len += bytes.len();
         while !bytes.is_empty() {
-            if self.chunks.back().is_none_or(|c| c.len() >= CHUNK_BYTES) {
-                self.chunks.push_back(Vec::new());
+            if self.fill.len() >= CHUNK_BYTES {
+                // Output is piling up: the full chunk waits in line, and
+                // the next is full size at once.
+                let rest = self.rest.get_or_insert_with(Box::default);
+                let next = rest
+                    .spare
+                    .take()
+                    .unwrap_or_else(|| Vec::with_capacity(CHUNK_BYTES));
+                rest.full.push_back(std::mem::replace(&mut self.fill, next));
             }
-            let Some(last) = self.chunks.back_mut() else {
-                return;
-            };
-            let take = (CHUNK_BYTES - last.len()).min(bytes.len());
-            let need = last.len() + take;
-            if last.capacity() < need {
-                // Grow by doubling (a busy client does not reallocate per
-                // line), but never past one chunk.
-                let target = (last.capacity() * 2).clamp(need, CHUNK_BYTES);
-                last.reserve_exact(target - last.len());
+            // Grow by doubling (a busy client does not reallocate per line),
+            // but never past one chunk.
+            let take = (CHUNK_BYTES - self.fill.len()).min(bytes.len());
+            let need = self.fill.len() + take;
+            if self.fill.capacity() < need {
+                let target = (self.fill.capacity() * 2).clamp(need, CHUNK_BYTES);
+                self.fill.reserve_exact(target - self.fill.len());
             }
-            last.extend_from_slice(&bytes[..take]);
+            self.fill.extend_from_slice(&bytes[..take]);
             bytes = &bytes[take..];
         }
     }
 
-    /// The oldest unsent bytes (the rest of the front chunk).
+    /// The oldest chunk.
+    fn front_chunk(&self) -> &Vec<u8> {
+        self.rest
+            .as_ref()
+            .and_then(|r| r.full.front())
+            .unwrap_or(&self.fill)
+    }
+
+    /// The oldest unsent bytes (the rest of the oldest chunk).
     pub fn front(&self) -> &[u8] {
-        self.chunks.front().map_or(&[], |c| &c[self.sent..])
+        &self.front_chunk()[self.sent..]
     }
 
     /// Marks `n` bytes as written.
@@ -95,63 +141,56 @@ impl OutBuf {
         debug_assert!(n <= self.len);
         self.len -= n;
         while n > 0 {
-            let Some(front) = self.chunks.front() else {
-                break;
-            };
-            let left = front.len() - self.sent;
+            let left = self.front_chunk().len() - self.sent;
             if n < left {
                 self.sent += n;
                 return;
             }
             n -= left;
             self.sent = 0;
-            if self.chunks.len() == 1 && front.capacity() <= CHUNK_BYTES {
-                // Keep the last chunk while the client is busy, so a client
-                // that gets a line every turn does not reallocate every turn;
-                // the idle sweep releases it.
-                if let Some(c) = self.chunks.front_mut() {
-                    c.clear();
+            match self.rest.as_mut() {
+                Some(rest) if !rest.full.is_empty() => {
+                    if let Some(mut done) = rest.full.pop_front() {
+                        if rest.spare.is_none() && done.capacity() == CHUNK_BYTES {
+                            done.clear();
+                            rest.spare = Some(done);
+                        }
+                    }
                 }
-            } else {
-                self.chunks.pop_front();
+                // Keep the filling chunk (and the spare) while the client is
+                // busy, so a client that gets output every turn does not
+                // allocate every turn; the idle sweep releases them.
+                _ => self.fill.clear(),
             }
         }
     }
 
     /// Frees all memory if nothing is queued (the idle sweep calls this).
     pub fn release_if_idle(&mut self) {
-        if self.len == 0 && (!self.chunks.is_empty() || self.chunks.capacity() > 0) {
-            self.chunks = VecDeque::new();
+        if self.len == 0 {
+            self.fill = Vec::new();
+            self.rest = None;
             self.sent = 0;
         }
     }
 
     /// Writes queued bytes to `w` until all are written, `w` would block,
-    /// or `budget` bytes went out. One `writev` covers many chunks.
+    /// or `budget` bytes went out. A single chunk goes out with `write`,
+    /// several with one `writev`.
     pub fn write_to(&mut self, w: &mut impl Write, budget: usize) -> io::Result<Flushed> {
         let mut written = 0;
         while self.len > 0 {
             if written >= budget {
                 return Ok(Flushed::Budget);
             }
-            let mut room = budget - written;
-            let mut slices: [IoSlice<'_>; MAX_IOVECS] = [IoSlice::new(&[]); MAX_IOVECS];
-            let mut count = 0;
-            for (i, chunk) in self.chunks.iter().enumerate() {
-                if count == MAX_IOVECS || room == 0 {
-                    break;
-                }
-                let start = if i == 0 { self.sent } else { 0 };
-                let part = &chunk[start..];
-                let take = part.len().min(room);
-                if take == 0 {
-                    continue;
-                }
-                slices[count] = IoSlice::new(&part[..take]);
-                count += 1;
-                room -= take;
-            }
-            match w.write_vectored(&slices[..count]) {
+            let room = budget - written;
+            let result = if self.rest.as_ref().is_none_or(|r| r.full.is_empty()) {
+                let front = &self.fill[self.sent..];
+                w.write(&front[..front.len().min(room)])
+            } else {
+                self.write_vectored(w, room)
+            };
+            match result {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     self.consume(n);
@@ -163,6 +202,30 @@ impl OutBuf {
             }
         }
         Ok(Flushed::All)
+    }
+
+    /// One `writev` of up to `room` bytes over the oldest chunks.
+    fn write_vectored(&self, w: &mut impl Write, mut room: usize) -> io::Result<usize> {
+        let mut slices: [IoSlice<'_>; MAX_IOVECS] = [IoSlice::new(&[]); MAX_IOVECS];
+        let full = self.rest.iter().flat_map(|r| r.full.iter());
+        let mut count = 0;
+        for (i, chunk) in full.chain(std::iter::once(&self.fill)).enumerate() {
+            if count == MAX_IOVECS || room == 0 {
+                break;
+            }
+            let part = if i == 0 {
+                &chunk[self.sent..]
+            } else {
+                &chunk[..]
+            };
+            let take = part.len().min(room);
+            if take > 0 {
+                slices[count] = IoSlice::new(&part[..take]);
+                count += 1;
+                room -= take;
+            }
+        }
+        w.write_vectored(&slices[..count])
     }
 }
 
@@ -230,8 +293,8 @@ mod tests {
             total: usize::MAX,
         };
         // A client that keeps reading a little: memory never exceeds what
-        // is unsent plus one chunk (a Vec with a written prefix would hold
-        // up to twice the unsent bytes).
+        // is unsent plus three chunks (a Vec with a written prefix would
+        // hold up to twice the unsent bytes).
         for round in 0..2000 {
             out.push(&[&l]);
             if round % 2 == 0 {
@@ -239,7 +302,7 @@ mod tests {
                 let _ = out.write_to(&mut w, usize::MAX).unwrap();
             }
             assert!(
-                out.capacity() <= out.len() + 2 * CHUNK_BYTES,
+                out.capacity() <= out.len() + 3 * CHUNK_BYTES,
                 "capacity {} for {} unsent",
                 out.capacity(),
                 out.len()
@@ -247,7 +310,7 @@ mod tests {
         }
         w.total = usize::MAX;
         assert_eq!(out.write_to(&mut w, usize::MAX).unwrap(), Flushed::All);
-        assert!(out.capacity() <= CHUNK_BYTES);
+        assert!(out.capacity() <= 2 * CHUNK_BYTES);
         out.release_if_idle();
         assert_eq!(out.capacity(), 0);
     }
@@ -260,11 +323,19 @@ mod tests {
         out.push(&[&long]);
         out.push(&[b"after\n"]);
         assert_eq!(out.len(), 6 + long.len() + 6);
-        assert_eq!(out.chunks.len(), 4);
         assert!(out.capacity() <= out.len() + CHUNK_BYTES);
         assert_eq!(&out.front()[..6], b"short\n");
         assert_eq!(out.front().len(), CHUNK_BYTES);
         out.consume(CHUNK_BYTES + 6);
         assert_eq!(out.front().len(), CHUNK_BYTES - 6);
+    }
+
+    #[test]
+    fn a_quiet_client_holds_one_small_allocation() {
+        let mut out = OutBuf::new();
+        out.push(&[b"NAME\n"]);
+        out.push(&[b"* alice joined lobby\n"]);
+        assert!(out.rest.is_none());
+        assert!(out.capacity() <= 32, "{}", out.capacity());
     }
 }

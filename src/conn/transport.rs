@@ -83,6 +83,7 @@ impl Transport {
 
     /// Bytes the transport holds beyond the connection's own buffer (TLS
     /// records not yet written), counted against the output limit.
+    #[inline]
     pub fn buffered_out(&self) -> usize {
         match self {
             Transport::Plain(_) => 0,

@@ -32,14 +32,9 @@ impl Server {
             // This turn queued all the output it may: read next turn.
             return self.table.list_read(key);
         }
-        if let Some(held) = self
-            .table
-            .get_mut(key)
-            .filter(|c| c.has_held())
-            .map(|c| c.take_held())
-        {
+        if let Some(held) = self.table.take_held(key) {
             self.consume(key, &held);
-            if self.table.get(key).is_some_and(|c| c.has_held()) {
+            if self.table.has_held(key) {
                 return;
             }
         }
@@ -91,7 +86,7 @@ impl Server {
             conn.note_named();
         }
         if conn.is_open() && !data.is_empty() {
-            conn.hold(data);
+            self.table.hold(key, data);
             if !self.chat.is_waiting(key) {
                 self.table.list_read(key);
             }

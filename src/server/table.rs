@@ -14,6 +14,7 @@
 //! line for a client already over it is not queued, and the client is
 //! dropped (nothing is lost silently).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -46,6 +47,11 @@ pub struct Table {
     pending_reads: Vec<usize>,
     /// Connections marked `Closing`, freed in the close step.
     closing: Vec<usize>,
+    /// Input read but not yet acted on, because the loop paused that
+    /// connection mid-read (a full turn, its flood budget). While it holds
+    /// bytes the socket is not read: at most one read's worth each. Kept
+    /// here, not in every connection, since few are ever paused.
+    held: HashMap<usize, Box<[u8]>>,
     /// When each draining connection must have taken its output.
     flush_deadlines: Deadlines,
     /// When each lingering connection is closed regardless of its peer.
@@ -77,6 +83,7 @@ impl Table {
             pending_writes: Vec::new(),
             pending_reads: Vec::new(),
             closing: Vec::new(),
+            held: HashMap::new(),
             flush_deadlines: Deadlines::new(),
             linger_deadlines: Deadlines::new(),
             refusing: 0,
@@ -176,9 +183,25 @@ impl Table {
         self.drain(key, Reason::Refused);
     }
 
+    /// Keeps `rest` of `key`'s input to act on when it resumes.
+    pub fn hold(&mut self, key: usize, rest: &[u8]) {
+        self.held.insert(key, rest.into());
+    }
+
+    /// Takes `key`'s held input, if any.
+    pub fn take_held(&mut self, key: usize) -> Option<Box<[u8]>> {
+        self.held.remove(&key)
+    }
+
+    /// True while `key` has input held back.
+    pub fn has_held(&self, key: usize) -> bool {
+        self.held.contains_key(&key)
+    }
+
     /// Removes a closed connection (after the close step).
     pub fn remove(&mut self, key: usize) -> Option<Conn> {
         let conn = self.slab.try_remove(key)?;
+        self.held.remove(&key);
         if conn.reason() == Reason::Refused {
             self.refusing -= 1;
         }
@@ -374,6 +397,7 @@ impl Table {
     }
 
     /// Queues `line` for `key`, or judges it: see the module docs.
+    #[inline]
     fn queue(&mut self, key: usize, line: Outgoing<'_>) {
         let max = self.max_outbuf;
         let Some(conn) = self.slab.get_mut(key) else {
@@ -386,19 +410,20 @@ impl Table {
         if before > max {
             // Already over its limit with more coming in the same turn: it
             // cannot take this line, and a line is never dropped silently.
-            self.slow_consumer(key);
-            return;
+            return self.slow_consumer(key);
         }
-        conn.queue(line);
-        let after = conn.pending_out();
-        self.turn_queued += after - before;
+        let added = conn.queue(line);
+        if conn.list_write() {
+            self.pending_writes.push(key);
+        }
+        let after = before + added;
+        self.turn_queued += added;
         let soft = max / 2;
         let crossed = (before <= soft && after > soft) || after > max;
-        if !self.turn_full && (crossed || self.turn_queued >= TURN_OUTPUT_BUDGET) {
+        if (crossed || self.turn_queued >= TURN_OUTPUT_BUDGET) && !self.turn_full {
             self.turn_full = true;
             Counters::bump(&self.counters().turn_budget_hits);
         }
-        self.list_write(key);
     }
 }
 
