@@ -8,6 +8,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use crate::framing::DEFAULT_MAX_LINE_BYTES;
+use crate::limits::flood::Flood;
+use crate::limits::peers::PeerLimits;
 use crate::protocol::DEFAULT_PORT;
 
 /// Default bound on one client's unsent output before it counts as a slow
@@ -24,6 +26,13 @@ pub const DEFAULT_CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_LINGER_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default time shutdown waits for clients to take their queued output.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
+/// Default time a client's pending output may make no progress.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default idle time before TCP keepalive probes start; probes then go every
+/// sixth of that (at least 1 s), three of them.
+pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(60);
+/// Default time an HTTP client (metrics, web page) has to send its request.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Descriptors kept back from clients for the listener, the poller, the
 /// signal pipe, the waker, stdio, logging and refusals being written.
 pub const RESERVED_FDS: usize = 32;
@@ -56,6 +65,20 @@ pub struct Config {
     pub linger_timeout: Duration,
     /// How long shutdown waits for clients to take their output.
     pub shutdown_timeout: Duration,
+    /// How long a client's pending output may make no progress before it is
+    /// dropped (a peer that vanished or stopped reading).
+    pub write_timeout: Duration,
+    /// Idle time before TCP keepalive probes a silent peer (`None`: off).
+    /// A vanished peer is found within about 1.5 times this.
+    pub keepalive: Option<Duration>,
+    /// Flood control: each client's budget of lines, priced by output.
+    pub flood: Flood,
+    /// Per-address connection limits.
+    pub peers: PeerLimits,
+    /// Where to serve Prometheus metrics (`GET /metrics`), if anywhere.
+    pub metrics: Option<SocketAddr>,
+    /// How long an HTTP client has to send its request head.
+    pub request_timeout: Duration,
     /// Handle SIGINT/SIGTERM in the loop (the binary does; in-process tests
     /// use `ServerHandle::shutdown` instead).
     pub handle_signals: bool,
@@ -73,6 +96,12 @@ impl Default for Config {
             close_flush_timeout: DEFAULT_CLOSE_FLUSH_TIMEOUT,
             linger_timeout: DEFAULT_LINGER_TIMEOUT,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
+            keepalive: Some(DEFAULT_KEEPALIVE),
+            flood: Flood::default(),
+            peers: PeerLimits::default(),
+            metrics: None,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
             handle_signals: false,
         }
     }
@@ -125,11 +154,27 @@ impl Config {
         if self.max_clients == 0 {
             return err("--max-clients", "must be at least 1".into());
         }
+        if self.flood.rate > 1_000_000 {
+            return err(
+                "--flood-rate",
+                "must be 0-1000000 (0 turns flood control off)".into(),
+            );
+        }
+        if self.flood.is_on() && !(1..=1_000_000).contains(&self.flood.burst) {
+            return err("--flood-burst", "must be 1-1000000".into());
+        }
+        if let Some(k) = self.keepalive {
+            if !(1..=7200).contains(&k.as_secs()) {
+                return err("--keepalive", "must be 1-7200 seconds (or off)".into());
+            }
+        }
         for (flag, d) in [
             ("--login-timeout", self.login_timeout),
             ("--close-flush-timeout", self.close_flush_timeout),
             ("--linger-timeout", self.linger_timeout),
             ("--shutdown-timeout", self.shutdown_timeout),
+            ("--write-timeout", self.write_timeout),
+            ("--request-timeout", self.request_timeout),
         ] {
             if d.is_zero() || d > MAX_TIMEOUT {
                 return err(

@@ -27,9 +27,12 @@
 
 pub mod bus;
 pub mod chat;
+pub mod cli;
 pub mod config;
 pub mod conn;
 pub mod framing;
+pub mod http;
+pub mod limits;
 pub mod outbox;
 pub mod protocol;
 pub mod rooms;

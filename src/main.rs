@@ -1,14 +1,14 @@
 //! The `chatroom` binary: parses flags, sets up logging and runs the server
 //! library. Nothing here is needed by tests; all behaviour lives in the lib.
 
+use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
-use std::time::Duration;
 
-use chatroom::config::{
-    default_max_clients, DEFAULT_LOGIN_TIMEOUT, DEFAULT_MAX_OUTBUF_BYTES, DEFAULT_NOTICE_LIMIT,
-};
-use chatroom::framing::DEFAULT_MAX_LINE_BYTES;
+use chatroom::cli::{self, Args, CliError};
+use chatroom::config::{default_max_clients, MAX_LINE_LIMIT};
+use chatroom::limits::flood::Flood;
+use chatroom::limits::peers::PeerLimits;
 use chatroom::protocol::DEFAULT_PORT;
 use chatroom::{Config, Server, Stopped};
 use log::LevelFilter;
@@ -20,7 +20,7 @@ USAGE:
   chatroom [OPTIONS]
 
 OPTIONS:
-  --bind ADDR           address to listen on (IPv4 or IPv6) [default: 127.0.0.1]
+  --bind ADDR           address or host name to listen on [default: 127.0.0.1]
   --port N              port to listen on; 0 picks a free one [default: 5550]
   --max-line BYTES      longest accepted line [default: 4096]
   --max-outbuf BYTES    unsent output before a client is dropped as a slow
@@ -35,102 +35,134 @@ OPTIONS:
   -h, --help            print this help
   -V, --version         print the version
 
+LIMITS ON HOSTILE CLIENTS (see SECURITY.md):
+  --flood-rate N        flood budget refilled per second, in units (a line
+                        costs 1 unit plus 1 per 32 KiB of output it causes);
+                        0 turns flood control off [default: 10]
+  --flood-burst N       units a client may spend at once [default: 30]
+  --max-per-ip N        connections one address may hold (IPv6: per /64);
+                        0 = no limit [default: 16]
+  --connect-rate N      new connections per second per address, twice that
+                        at once; 0 = no limit [default: 10]
+  --limit-loopback      apply the two limits above to loopback addresses too
+                        (exempt by default: local tools and load tests)
+  --keepalive SECS|off  TCP keepalive idle time; a vanished peer is found
+                        within about 1.5 times this [default: 60]
+  --write-timeout SECS  drop a client whose output makes no progress this
+                        long [default: 30]
+  --metrics [ADDR:]PORT serve Prometheus metrics at GET /metrics (ADDR
+                        defaults to 127.0.0.1) [default: off]
+
+TIMEOUTS WHILE CLOSING (seconds):
+  --close-flush-timeout  a closing client takes its output [default: 5]
+  --linger-timeout       after our FIN, wait for the client's [default: 2]
+  --shutdown-timeout     shutdown waits for clients [default: 3]
+  --request-timeout      an HTTP client sends its request [default: 10]
+
 Logs go to stderr; `listening on ADDR:PORT` is logged once bound.
-SIGINT/SIGTERM shut down gracefully; a second signal exits at once.
+SIGINT/SIGTERM shut down gracefully; a second signal exits at once (status 1).
 Protocol: docs/PROTOCOL.md.
 ";
 
-struct Args {
+struct Parsed {
     config: Config,
     log_level: Option<LevelFilter>,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut pargs = pico_args::Arguments::from_env();
-    let bind = opt(&mut pargs, "--bind", |s| {
-        s.trim_matches(['[', ']']).parse::<IpAddr>()
-    })?;
-    let port = opt(&mut pargs, "--port", str::parse::<u16>)?;
-    let config = Config {
-        addr: SocketAddr::new(
-            bind.unwrap_or(IpAddr::from([127, 0, 0, 1])),
-            port.unwrap_or(DEFAULT_PORT),
-        ),
-        max_line: opt(&mut pargs, "--max-line", positive)?.unwrap_or(DEFAULT_MAX_LINE_BYTES),
-        max_outbuf: opt(&mut pargs, "--max-outbuf", positive)?.unwrap_or(DEFAULT_MAX_OUTBUF_BYTES),
-        login_timeout: opt(&mut pargs, "--login-timeout", seconds)?
-            .map_or(DEFAULT_LOGIN_TIMEOUT, |s| Duration::from_secs(s as u64)),
-        max_clients: opt(&mut pargs, "--max-clients", positive)?
-            .unwrap_or_else(default_max_clients),
-        notice_limit: opt(&mut pargs, "--notice-limit", str::parse::<usize>)?
-            .unwrap_or(DEFAULT_NOTICE_LIMIT),
-        handle_signals: true,
-        ..Config::default()
+fn parse(mut args: Args) -> Result<Parsed, CliError> {
+    let d = Config::default();
+    let ip = args
+        .value("--bind", |s| cli::address(0)(s).map(|a| a.ip()))?
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+    let port = args.value("--port", cli::port)?.unwrap_or(DEFAULT_PORT);
+    let secs = cli::seconds(1..=365 * 24 * 3600);
+    let flood = Flood {
+        rate: args
+            .value("--flood-rate", cli::number(0..=1_000_000))?
+            .unwrap_or(d.flood.rate),
+        burst: args
+            .value("--flood-burst", cli::number(1..=1_000_000))?
+            .unwrap_or(d.flood.burst),
     };
-    let log_level = opt(&mut pargs, "--log-level", str::parse::<LevelFilter>)?;
-    let rest = pargs.finish();
-    if !rest.is_empty() {
-        let rest: Vec<String> = rest
-            .iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
-        return Err(format!("unexpected arguments: {}", rest.join(" ")));
-    }
-    Ok(Args { config, log_level })
-}
-
-/// One optional flag, with the flag named in any error.
-fn opt<T, E: std::fmt::Display>(
-    pargs: &mut pico_args::Arguments,
-    flag: &'static str,
-    parse: fn(&str) -> Result<T, E>,
-) -> Result<Option<T>, String> {
-    pargs.opt_value_from_fn(flag, parse).map_err(|e| match e {
-        pico_args::Error::OptionWithoutAValue(_) => format!("{flag} needs a value"),
-        pico_args::Error::Utf8ArgumentParsingFailed { value, cause } => {
-            format!("{flag} {value:?}: {cause}")
-        }
-        other => format!("{flag}: {other}"),
-    })
-}
-
-/// A timeout in whole seconds: at least 1, at most a year (a deadline
-/// further out could overflow the clock).
-fn seconds(s: &str) -> Result<usize, String> {
-    const MAX_SECS: usize = 365 * 24 * 3600;
-    match positive(s)? {
-        n if n > MAX_SECS => Err(format!("must be at most {MAX_SECS}")),
-        n => Ok(n),
-    }
-}
-
-fn positive(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(0) => Err("must be at least 1".to_string()),
-        Ok(n) => Ok(n),
-        Err(e) => Err(e.to_string()),
-    }
+    let peers = PeerLimits {
+        max_per_ip: args
+            .value("--max-per-ip", cli::number(0..=1_000_000))?
+            .unwrap_or(d.peers.max_per_ip),
+        connect_rate: args
+            .value("--connect-rate", cli::number(0..=1_000_000))?
+            .unwrap_or(d.peers.connect_rate),
+        limit_loopback: args.switch("--limit-loopback"),
+    };
+    let metrics = args.value("--metrics", |s| match cli::port(s) {
+        Ok(port) => Ok(SocketAddr::from(([127, 0, 0, 1], port))),
+        Err(_) => cli::address(0)(s),
+    })?;
+    let config = Config {
+        addr: SocketAddr::new(ip, port),
+        max_line: args
+            .value("--max-line", cli::number(64..=MAX_LINE_LIMIT))?
+            .unwrap_or(d.max_line),
+        max_outbuf: args
+            .value("--max-outbuf", cli::number(1..=1 << 30))?
+            .unwrap_or(d.max_outbuf),
+        login_timeout: args
+            .value("--login-timeout", &secs)?
+            .unwrap_or(d.login_timeout),
+        max_clients: args
+            .value("--max-clients", cli::number(1..=10_000_000))?
+            .unwrap_or_else(default_max_clients),
+        notice_limit: args
+            .value("--notice-limit", cli::number(0..=10_000_000))?
+            .unwrap_or(d.notice_limit),
+        close_flush_timeout: args
+            .value("--close-flush-timeout", &secs)?
+            .unwrap_or(d.close_flush_timeout),
+        linger_timeout: args
+            .value("--linger-timeout", &secs)?
+            .unwrap_or(d.linger_timeout),
+        shutdown_timeout: args
+            .value("--shutdown-timeout", &secs)?
+            .unwrap_or(d.shutdown_timeout),
+        write_timeout: args
+            .value("--write-timeout", &secs)?
+            .unwrap_or(d.write_timeout),
+        keepalive: args
+            .value("--keepalive", cli::seconds_or_off(1..=7200))?
+            .unwrap_or(d.keepalive),
+        request_timeout: args
+            .value("--request-timeout", &secs)?
+            .unwrap_or(d.request_timeout),
+        flood,
+        peers,
+        metrics,
+        handle_signals: true,
+    };
+    let log_level = args.value("--log-level", cli::log_level)?;
+    args.finish()?;
+    // Ranges that depend on other settings (--max-outbuf against --max-line).
+    config.validate().map_err(|e| CliError(e.to_string()))?;
+    Ok(Parsed { config, log_level })
 }
 
 fn main() -> ExitCode {
-    let mut pargs = pico_args::Arguments::from_env();
-    if pargs.contains(["-h", "--help"]) {
+    let mut args = match Args::from_env() {
+        Ok(args) => args,
+        Err(e) => return cli::fail("chatroom", &e),
+    };
+    if args.switch(["-h", "--help"]) {
         print!("{HELP}");
         return ExitCode::SUCCESS;
     }
-    if pargs.contains(["-V", "--version"]) {
+    if args.switch(["-V", "--version"]) {
         println!("chatroom {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!("chatroom: {e}\nTry `chatroom --help`.");
-            return ExitCode::from(2);
-        }
+    let parsed = match parse(args) {
+        Ok(parsed) => parsed,
+        Err(e) => return cli::fail("chatroom", &e),
     };
     let logger = simple_logger::SimpleLogger::new();
-    let logger = match args.log_level {
+    let logger = match parsed.log_level {
         Some(level) => logger.with_level(level),
         None => logger.with_level(LevelFilter::Info).env(),
     };
@@ -138,9 +170,13 @@ fn main() -> ExitCode {
         eprintln!("chatroom: cannot set up logging: {e}");
         return ExitCode::FAILURE;
     }
-    let addr = args.config.addr;
-    let server = match Server::bind(args.config) {
+    let addr = parsed.config.addr;
+    let server = match Server::bind(parsed.config) {
         Ok(server) => server,
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+            log::error!("cannot listen on {addr}: address in use (another server running? --port 0 picks a free port)");
+            return ExitCode::FAILURE;
+        }
         Err(e) => {
             log::error!("cannot listen on {addr}: {e}");
             return ExitCode::FAILURE;

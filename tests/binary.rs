@@ -99,7 +99,17 @@ fn sigterm_shuts_down_gracefully() {
 /// flush is still waiting on a client that never reads.
 #[test]
 fn second_signal_exits_at_once() {
-    let mut proc = ServerProcess::spawn(None, &["--port", "0", "--max-outbuf", "100000000"]);
+    let mut proc = ServerProcess::spawn(
+        None,
+        &[
+            "--port",
+            "0",
+            "--max-outbuf",
+            "100000000",
+            "--flood-rate",
+            "0",
+        ],
+    );
     let addr = proc.addr;
     // A client with a tiny receive window that never reads: what is queued
     // for it cannot drain, so the graceful shutdown has to wait for it.

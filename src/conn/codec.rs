@@ -1,9 +1,10 @@
-//! Codecs: how a connection's byte stream is cut into protocol lines and how
-//! lines are framed on the way out (`\n`-terminated lines today). The chat
-//! only ever sees lines; a codec never learns what a line means, and never
-//! touches a socket.
+//! Codecs: how a connection's byte stream is cut into units of input
+//! (protocol lines; an HTTP request head) and how lines are framed on the
+//! way out. The chat only ever sees lines; a codec never learns what a line
+//! means, and never touches a socket.
 
 use crate::framing::{Frame, LineBuf};
+use crate::http::{HeadBuf, HeadError, Request};
 
 use super::outbuf::OutBuf;
 
@@ -28,11 +29,22 @@ impl<'a> Outgoing<'a> {
     }
 }
 
+/// One unit of input.
+#[derive(Debug)]
+pub enum Input<'a> {
+    /// A protocol line (or a report that one was too long).
+    Frame(Frame<'a>),
+    /// An HTTP request head, or why it was refused.
+    Request(Result<Request, HeadError>),
+}
+
 /// A connection's framing state.
 #[derive(Debug)]
 pub enum Codec {
     /// `\n`-terminated lines both ways.
     Lines(LineBuf),
+    /// One HTTP request head in; responses out are whole, unframed bytes.
+    Http(Box<HeadBuf>),
 }
 
 impl Default for Codec {
@@ -42,22 +54,29 @@ impl Default for Codec {
 }
 
 impl Codec {
-    /// The next protocol line (or overlong-line report) from `data`, which
-    /// is advanced past what was used; `None` when `data` is used up.
-    pub fn next<'s, 'd, 'f>(&'s mut self, data: &mut &'d [u8], max: usize) -> Option<Frame<'f>>
+    /// An HTTP codec, waiting for a request head.
+    pub fn http() -> Codec {
+        Codec::Http(Box::default())
+    }
+
+    /// The next unit of input from `data`, which is advanced past what was
+    /// used; `None` when `data` is used up.
+    pub fn next<'s, 'd, 'f>(&'s mut self, data: &mut &'d [u8], max: usize) -> Option<Input<'f>>
     where
         's: 'f,
         'd: 'f,
     {
         match self {
-            Codec::Lines(lines) => lines.next(data, max),
+            Codec::Lines(lines) => lines.next(data, max).map(Input::Frame),
+            Codec::Http(head) => head.push(data).map(Input::Request),
         }
     }
 
     /// At the peer's EOF: a final unterminated line, if any.
-    pub fn finish(&mut self, max: usize) -> Option<Frame<'_>> {
+    pub fn finish(&mut self, max: usize) -> Option<Input<'_>> {
         match self {
-            Codec::Lines(lines) => lines.finish_next(max),
+            Codec::Lines(lines) => lines.finish_next(max).map(Input::Frame),
+            Codec::Http(_) => None,
         }
     }
 
@@ -69,6 +88,8 @@ impl Codec {
                 out.push(&[line.line]);
                 line.line.len()
             }
+            // Nothing but whole responses goes to an HTTP client.
+            Codec::Http(_) => 0,
         }
     }
 }

@@ -36,6 +36,15 @@ pub enum Phase {
     Closing,
 }
 
+/// What a connection is for, from the listener that accepted it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A chat client.
+    Chat,
+    /// A scrape of the metrics endpoint.
+    Metrics,
+}
+
 /// Why a connection ends, for the log and the room's leave notice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
@@ -51,8 +60,13 @@ pub enum Reason {
     LoginTimeout,
     /// It did not take its remaining output before the flush deadline.
     FlushTimeout,
-    /// Refused at accept (`! server full`).
+    /// Refused at accept (`! server full`, too many from its address).
     Refused,
+    /// Its output made no progress for `--write-timeout`.
+    WriteTimeout,
+    /// The network stopped answering (TCP keepalive or retransmissions
+    /// gave up).
+    TimedOut,
     /// The server is stopping.
     Shutdown,
 }
@@ -67,6 +81,8 @@ impl Reason {
             Reason::SlowConsumer => Some("slow consumer"),
             Reason::LoginTimeout => Some("login timeout"),
             Reason::FlushTimeout => Some("flush timeout"),
+            Reason::WriteTimeout => Some("write timeout"),
+            Reason::TimedOut => Some("connection timed out"),
         }
     }
 
@@ -76,6 +92,7 @@ impl Reason {
             io::ErrorKind::ConnectionReset
             | io::ErrorKind::BrokenPipe
             | io::ErrorKind::ConnectionAborted => Reason::Reset,
+            io::ErrorKind::TimedOut => Reason::TimedOut,
             _ => Reason::Error,
         }
     }
@@ -98,6 +115,8 @@ mod flag {
     pub const READ_LISTED: u8 = 1 << 5;
     /// Registered a name at some point (its end is logged by the chat).
     pub const NAMED: u8 = 1 << 6;
+    /// Its first flood-control delay was logged.
+    pub const FLOOD_NOTED: u8 = 1 << 7;
 }
 
 /// One connection.
@@ -115,12 +134,19 @@ pub struct Conn {
     phase: Phase,
     /// Why it is draining or closing; the first reason wins.
     reason: Reason,
+    role: Role,
     flags: u8,
+    /// The server tick (seconds) at which its output last made progress or
+    /// started waiting: for the write-stall deadline.
+    progress: u32,
+    /// Flood-control state: when its budget would be full again, in
+    /// microseconds of the server's clock (see `limits::flood`).
+    flood_tat: u64,
 }
 
 impl Conn {
     /// A new open connection.
-    pub fn new(transport: Transport, codec: Codec, peer: SocketAddr, id: u64) -> Conn {
+    pub fn new(transport: Transport, codec: Codec, role: Role, peer: SocketAddr, id: u64) -> Conn {
         Conn {
             transport,
             codec,
@@ -129,8 +155,44 @@ impl Conn {
             peer,
             phase: Phase::Open,
             reason: Reason::Closed,
+            role,
             flags: 0,
+            progress: 0,
+            flood_tat: 0,
         }
+    }
+
+    /// What it is for.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Its flood-control state, to charge a line against.
+    pub fn flood_tat_mut(&mut self) -> &mut u64 {
+        &mut self.flood_tat
+    }
+
+    /// Its flood-control state.
+    pub fn flood_tat(&self) -> u64 {
+        self.flood_tat
+    }
+
+    /// True the first time it is called for this connection: its first
+    /// flood-control delay is logged, later ones only counted.
+    pub fn first_flood_delay(&mut self) -> bool {
+        let first = !self.has(flag::FLOOD_NOTED);
+        self.set(flag::FLOOD_NOTED, true);
+        first
+    }
+
+    /// The tick at which its output last made progress.
+    pub fn progress(&self) -> u32 {
+        self.progress
+    }
+
+    /// Records that its output made progress (or started waiting) at `tick`.
+    pub fn set_progress(&mut self, tick: u32) {
+        self.progress = tick;
     }
 
     /// The connection's unique id.
@@ -281,6 +343,11 @@ impl Conn {
     #[inline]
     pub fn queue(&mut self, line: Outgoing<'_>) -> usize {
         self.codec.queue(&mut self.out, line)
+    }
+
+    /// Queues bytes exactly as given (a whole HTTP response).
+    pub fn queue_raw(&mut self, bytes: &[u8]) {
+        self.out.push(&[bytes]);
     }
 
     /// Unsent output, in bytes, including what the transport holds.

@@ -51,6 +51,10 @@ pub enum Refusal<'a> {
     LoginTimeout,
     /// No free slot.
     ServerFull,
+    /// The address holds `--max-per-ip` connections already.
+    TooManyFromAddress,
+    /// The address opens connections faster than `--connect-rate`.
+    TooFast,
 }
 
 impl fmt::Display for Refusal<'_> {
@@ -67,6 +71,8 @@ impl fmt::Display for Refusal<'_> {
             Refusal::NoSuchUser(name) => write!(f, "no such user: {name}"),
             Refusal::LoginTimeout => f.write_str("login timeout"),
             Refusal::ServerFull => f.write_str("server full"),
+            Refusal::TooManyFromAddress => f.write_str("too many connections from your address"),
+            Refusal::TooFast => f.write_str("connecting too fast; try again later"),
         }
     }
 }

@@ -32,6 +32,103 @@ pub struct Stats {
     /// Loop turns that stopped taking input because a turn's output budget
     /// or a client's output limit was reached.
     pub turn_budget_hits: u64,
+    /// Times flood control stopped reading a client until its budget refilled.
+    pub flood_delays: u64,
+    /// Connections refused because their address held `--max-per-ip`.
+    pub per_ip_refusals: u64,
+    /// Connections refused because their address connected too fast.
+    pub connect_rate_refusals: u64,
+    /// Clients dropped because their output made no progress for
+    /// `--write-timeout`.
+    pub write_timeouts: u64,
+    /// Connections whose network stopped answering (keepalive or
+    /// retransmission timeouts).
+    pub timeouts: u64,
+    /// Metrics scrapes answered.
+    pub scrapes: u64,
+}
+
+impl Stats {
+    /// The counters in the Prometheus text exposition format (version
+    /// 0.0.4), for `GET /metrics`.
+    pub fn to_prometheus(&self) -> String {
+        let gauges: [(&str, &str, u64); 2] = [
+            ("connections", "Sockets held now.", self.connections as u64),
+            (
+                "registered",
+                "Registered clients now.",
+                self.registered as u64,
+            ),
+        ];
+        let counters: [(&str, &str, u64); 14] = [
+            ("accepted", "Connections accepted.", self.accepted),
+            (
+                "refused",
+                "Connections refused with ! server full.",
+                self.refused,
+            ),
+            ("closed", "Connections closed.", self.closed),
+            (
+                "slow_consumers",
+                "Clients dropped for exceeding --max-outbuf.",
+                self.slow_consumers,
+            ),
+            (
+                "login_timeouts",
+                "Connections closed for not registering in time.",
+                self.login_timeouts,
+            ),
+            (
+                "flush_timeouts",
+                "Closing clients dropped with output unsent.",
+                self.flush_timeouts,
+            ),
+            ("accept_errors", "Failed accept calls.", self.accept_errors),
+            (
+                "turn_budget_hits",
+                "Loop turns that stopped taking input to flush.",
+                self.turn_budget_hits,
+            ),
+            (
+                "flood_delays",
+                "Times flood control stopped reading a client.",
+                self.flood_delays,
+            ),
+            (
+                "per_ip_refusals",
+                "Connections refused over --max-per-ip.",
+                self.per_ip_refusals,
+            ),
+            (
+                "connect_rate_refusals",
+                "Connections refused over --connect-rate.",
+                self.connect_rate_refusals,
+            ),
+            (
+                "write_timeouts",
+                "Clients dropped after --write-timeout without progress.",
+                self.write_timeouts,
+            ),
+            (
+                "timeouts",
+                "Connections whose network stopped answering.",
+                self.timeouts,
+            ),
+            ("scrapes", "Metrics scrapes answered.", self.scrapes),
+        ];
+        let mut out = String::with_capacity(2048);
+        for (name, help, value) in gauges {
+            out.push_str(&format!(
+                "# HELP chatroom_{name} {help}\n# TYPE chatroom_{name} gauge\nchatroom_{name} {value}\n"
+            ));
+        }
+        for (name, help, value) in counters {
+            out.push_str(&format!(
+                "# HELP chatroom_{name}_total {help}\n# TYPE chatroom_{name}_total counter\nchatroom_{name}_total {value}\n"
+            ));
+        }
+        out
+    }
 }
 
 /// The counters behind [`Stats`], updated by the loop, read by handles.
@@ -47,6 +144,12 @@ pub(crate) struct Counters {
     pub flush_timeouts: AtomicU64,
     pub accept_errors: AtomicU64,
     pub turn_budget_hits: AtomicU64,
+    pub flood_delays: AtomicU64,
+    pub per_ip_refusals: AtomicU64,
+    pub connect_rate_refusals: AtomicU64,
+    pub write_timeouts: AtomicU64,
+    pub timeouts: AtomicU64,
+    pub scrapes: AtomicU64,
 }
 
 impl Counters {
@@ -93,6 +196,12 @@ impl ServerHandle {
             flush_timeouts: c.flush_timeouts.load(Relaxed),
             accept_errors: c.accept_errors.load(Relaxed),
             turn_budget_hits: c.turn_budget_hits.load(Relaxed),
+            flood_delays: c.flood_delays.load(Relaxed),
+            per_ip_refusals: c.per_ip_refusals.load(Relaxed),
+            connect_rate_refusals: c.connect_rate_refusals.load(Relaxed),
+            write_timeouts: c.write_timeouts.load(Relaxed),
+            timeouts: c.timeouts.load(Relaxed),
+            scrapes: c.scrapes.load(Relaxed),
         }
     }
 }

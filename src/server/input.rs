@@ -1,17 +1,22 @@
-//! Reading, and handing a connection's lines to the chat. One read per
-//! connection per turn, into one buffer shared by all connections: an idle
-//! connection owns no read buffer, and a flooding client gets at most this
-//! much of a turn before others are served. Whatever a read leaves the loop
-//! unable to act on (a full turn) is held by the connection and acted on
-//! first when it resumes; a connection that may have more without a new
-//! readiness event goes on the pending-read list.
+//! Reading, flood control, and handing a connection's input to the chat (or
+//! its request to the metrics endpoint). One read per connection per turn,
+//! into one buffer shared by all connections: an idle connection owns no
+//! read buffer, and a flooding client gets at most this much of a turn
+//! before others are served. Each line is charged to its sender's flood
+//! budget by the output it caused; a client over budget, or a turn that
+//! queued all the output it may, stops being read, and what the loop could
+//! not act on yet is held aside and acted on first when it resumes. A
+//! connection that may have more without a new readiness event goes on the
+//! pending-read list.
 
-use log::debug;
+use log::{debug, info};
 
+use super::handle::Counters;
 use super::Server;
 use crate::bus::ClientId;
+use crate::conn::codec::Input;
 use crate::conn::transport::Read;
-use crate::conn::{Phase, Reason};
+use crate::conn::{Phase, Reason, Role};
 
 /// The shared read buffer's size: one read per connection per turn.
 pub(super) const READ_BUF_BYTES: usize = 64 * 1024;
@@ -31,6 +36,14 @@ impl Server {
         if self.table.is_turn_full() {
             // This turn queued all the output it may: read next turn.
             return self.table.list_read(key);
+        }
+        if self
+            .flood
+            .resume_at(conn.flood_tat(), self.table.now_us())
+            .is_some()
+        {
+            // Over its flood budget: its resume timer reads it later.
+            return;
         }
         if let Some(held) = self.table.take_held(key) {
             self.consume(key, &held);
@@ -60,20 +73,37 @@ impl Server {
         self.read_buf = buf;
     }
 
-    /// Hands `data` to `key`'s codec and each line to the chat, until the
-    /// data is used up or the connection must stop: it closed, or the turn
-    /// is full. What is left is held for the next turn.
+    /// Hands `data` to `key`'s codec and each line to the chat, charging
+    /// each to the client's flood budget, until the data is used up or the
+    /// connection must stop: it closed, it is over budget, it waits for the
+    /// bus, or the turn is full. What is left is held for later.
     fn consume(&mut self, key: usize, mut data: &[u8]) {
         let Some(conn) = self.table.get_mut(key) else {
             return;
         };
         let c = ClientId { key, id: conn.id() };
+        let role = conn.role();
         let mut codec = conn.take_codec();
         let max_line = self.config.max_line;
-        while let Some(frame) = codec.next(&mut data, max_line) {
-            self.chat.frame(c, frame, &mut self.table);
-            let open = self.table.get(key).is_some_and(|c| c.is_open());
-            if !open || self.table.is_turn_full() || self.chat.is_waiting(key) {
+        let now_us = self.table.now_us();
+        let mut paused_until = None;
+        while let Some(input) = codec.next(&mut data, max_line) {
+            let before = self.table.queued_total();
+            match (input, role) {
+                (Input::Frame(frame), Role::Chat) => self.chat.frame(c, frame, &mut self.table),
+                (Input::Request(req), Role::Metrics) => self.metrics_request(key, req),
+                // A codec only yields what its role expects.
+                _ => {}
+            }
+            let cost = self.flood.cost_us(self.table.queued_total() - before);
+            let Some(conn) = self.table.get_mut(key).filter(|c| c.is_open()) else {
+                break;
+            };
+            if let Some(at) = self.flood.charge(conn.flood_tat_mut(), now_us, cost) {
+                paused_until = Some(at);
+                break;
+            }
+            if self.table.is_turn_full() || self.chat.is_waiting(key) {
                 break;
             }
         }
@@ -85,9 +115,24 @@ impl Server {
         if registered {
             conn.note_named();
         }
-        if conn.is_open() && !data.is_empty() {
+        if !conn.is_open() {
+            return;
+        }
+        if let Some(at) = paused_until {
+            Counters::bump(&self.shared.counters.flood_delays);
+            if conn.first_flood_delay() {
+                info!(
+                    "conn #{} ({}): over its flood budget; reading paused for {} ms (logged once)",
+                    c.id,
+                    conn.peer(),
+                    at.saturating_sub(now_us) / 1000
+                );
+            }
+            self.resume.push(at, key, c.id);
+        }
+        if !data.is_empty() {
             self.table.hold(key, data);
-            if !self.chat.is_waiting(key) {
+            if paused_until.is_none() && !self.chat.is_waiting(key) {
                 self.table.list_read(key);
             }
         }
@@ -102,7 +147,9 @@ impl Server {
         };
         let c = ClientId { key, id: conn.id() };
         let mut codec = conn.take_codec();
-        if let Some(frame) = codec.finish(self.config.max_line) {
+        if let (Some(Input::Frame(frame)), Role::Chat) =
+            (codec.finish(self.config.max_line), conn.role())
+        {
             self.chat.frame(c, frame, &mut self.table);
         }
         let left = self.chat.disconnected(key, None, &mut self.table);

@@ -1,22 +1,26 @@
-//! The listener and accepting: binding with a deep backlog, accepting up to
-//! a cap per turn, refusing connections over `max_clients` without
-//! resetting them, and pausing (not spinning) when `accept` fails for lack
-//! of descriptors. Accept errors are logged, never fatal.
+//! Listeners and accepting: binding with a deep backlog, accepting up to a
+//! cap per turn, per-address limits, refusing connections without resetting
+//! them, TCP keepalive on every client, and pausing (not spinning) when
+//! `accept` fails for lack of descriptors. Accept errors are logged, never
+//! fatal.
 
 use std::io;
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
+use socket2::{SockRef, TcpKeepalive};
 
 use super::handle::Counters;
 use super::Server;
-use crate::config::Config;
 use crate::conn::codec::Codec;
 use crate::conn::transport::Transport;
-use crate::conn::Conn;
+use crate::conn::{Conn, Role};
+use crate::http;
+use crate::limits::peers::Refused;
 use crate::protocol::lines::{self, Refusal};
 
 /// After an accept error such as EMFILE, stop accepting this long instead of
@@ -28,38 +32,85 @@ const LISTEN_BACKLOG: libc::c_int = 4096;
 /// Most connections accepted per turn (Redis: `MAX_ACCEPTS_PER_CALL`), so a
 /// connect storm cannot starve the clients already here.
 const MAX_ACCEPTS_PER_TURN: usize = 1000;
-/// Most refused connections held at once while their `! server full` is
-/// written; past that, a refusal is written best effort and closed at once.
+/// Most refused connections held at once while their refusal is written;
+/// past that, a refusal is written best effort and closed at once.
 const MAX_REFUSING: usize = 16;
+/// Listener tokens count down from here (outside any slab key).
+const FIRST_LISTENER_TOKEN: usize = usize::MAX - 8;
 
-/// Binds the listener and registers it under `token`.
-pub(super) fn bind(config: &Config, registry: &Registry, token: Token) -> io::Result<TcpListener> {
-    let mut listener = TcpListener::bind(config.addr)?;
+/// One listening socket and what its connections are for.
+#[derive(Debug)]
+pub(super) struct Listener {
+    socket: TcpListener,
+    pub role: Role,
+    pub addr: SocketAddr,
+    /// The per-turn cap was reached: accept again next turn, since no new
+    /// event announces connections already waiting.
+    pub more: bool,
+}
+
+/// The token of listener `i`.
+pub(super) fn token(i: usize) -> Token {
+    Token(FIRST_LISTENER_TOKEN - i)
+}
+
+/// The listener a token names, if it names one.
+pub(super) fn index(token: Token, count: usize) -> Option<usize> {
+    let i = FIRST_LISTENER_TOKEN.checked_sub(token.0)?;
+    (i < count).then_some(i)
+}
+
+/// Binds a listener for `role` and registers it as listener `i`.
+pub(super) fn bind(
+    addr: SocketAddr,
+    role: Role,
+    registry: &Registry,
+    i: usize,
+) -> io::Result<Listener> {
+    let mut socket = TcpListener::bind(addr)?;
     // SAFETY: listen() on a socket we own; calling it again on a listening
     // socket only changes the backlog.
-    if unsafe { libc::listen(listener.as_raw_fd(), LISTEN_BACKLOG) } != 0 {
+    if unsafe { libc::listen(socket.as_raw_fd(), LISTEN_BACKLOG) } != 0 {
         warn!(
             "could not raise the listen backlog: {}",
             io::Error::last_os_error()
         );
     }
-    registry.register(&mut listener, token, Interest::READABLE)?;
-    Ok(listener)
+    registry.register(&mut socket, token(i), Interest::READABLE)?;
+    let addr = socket.local_addr()?;
+    Ok(Listener {
+        socket,
+        role,
+        addr,
+        more: false,
+    })
+}
+
+impl Listener {
+    /// Stops listening.
+    pub fn close(mut self, registry: &Registry) {
+        let _ = registry.deregister(&mut self.socket);
+    }
 }
 
 impl Server {
-    /// Accepts waiting connections, at most [`MAX_ACCEPTS_PER_TURN`].
-    pub(super) fn accept_all(&mut self, now: Instant) {
-        self.accept_more = false;
+    /// Accepts waiting connections on listener `i`, at most
+    /// [`MAX_ACCEPTS_PER_TURN`].
+    pub(super) fn accept_all(&mut self, i: usize, now: Instant) {
+        let Some(listener) = self.listeners.get_mut(i) else {
+            return;
+        };
+        listener.more = false;
         if self.accept_paused_until.is_some() {
             return;
         }
         for _ in 0..MAX_ACCEPTS_PER_TURN {
-            let Some(listener) = self.listener.as_ref() else {
+            let Some(listener) = self.listeners.get(i) else {
                 return;
             };
+            let role = listener.role;
             let counters = &self.shared.counters;
-            let (socket, peer) = match listener.accept() {
+            let (socket, peer) = match listener.socket.accept() {
                 Ok(pair) => pair,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -84,35 +135,83 @@ impl Server {
             Counters::bump(&counters.accepted);
             if self.table.members() >= self.config.max_clients {
                 Counters::bump(&counters.refused);
-                self.refuse(socket, peer, Refusal::ServerFull);
+                self.refuse(socket, peer, role, Refusal::ServerFull);
                 continue;
             }
-            // Chat lines are small and latency matters more than packet count.
-            let _ = socket.set_nodelay(true);
-            let Some(key) = self.admit(socket, peer) else {
+            if let Err(why) = self.peers.admit(peer.ip(), self.table.now_us()) {
+                let (counter, refusal) = match why {
+                    Refused::TooMany => (&counters.per_ip_refusals, Refusal::TooManyFromAddress),
+                    Refused::TooFast => (&counters.connect_rate_refusals, Refusal::TooFast),
+                };
+                Counters::bump(counter);
+                self.refuse(socket, peer, role, refusal);
+                continue;
+            }
+            self.tune(&socket, role);
+            let codec = match role {
+                Role::Chat => Codec::default(),
+                Role::Metrics => Codec::http(),
+            };
+            let Some(key) = self.admit(socket, peer, role, codec) else {
+                self.peers.release(peer.ip());
                 continue;
             };
             let id = self.table.get(key).map_or(0, |c| c.id());
-            info!("conn #{id}: connected from {peer}");
-            self.login_deadlines
-                .push(now + self.config.login_timeout, key, id);
-            let (table, chat) = (&self.table, &self.chat);
-            self.login_deadlines.compact(table.len(), |key, id| {
-                table.get(key).is_some_and(|c| c.id() == id && c.is_open())
-                    && !chat.is_registered(key)
-            });
-            self.chat.connected(key, &mut self.table);
+            match role {
+                Role::Chat => {
+                    info!("conn #{id}: connected from {peer}");
+                    self.login_deadlines
+                        .push(now + self.config.login_timeout, key, id);
+                    let (table, chat) = (&self.table, &self.chat);
+                    self.login_deadlines.compact(table.len(), |key, id| {
+                        table.get(key).is_some_and(|c| c.id() == id && c.is_open())
+                            && !chat.is_registered(key)
+                    });
+                    self.chat.connected(key, &mut self.table);
+                }
+                Role::Metrics => {
+                    debug!("conn #{id}: metrics scrape from {peer}");
+                    self.request_deadlines
+                        .push(now + self.config.request_timeout, key, id);
+                }
+            }
         }
         // The cap was reached: more may be waiting with no new edge.
-        self.accept_more = true;
+        if let Some(listener) = self.listeners.get_mut(i) {
+            listener.more = true;
+        }
+    }
+
+    /// Socket options for an accepted client.
+    fn tune(&self, socket: &TcpStream, role: Role) {
+        // Chat lines are small and latency matters more than packet count.
+        let _ = socket.set_nodelay(true);
+        if let (Some(idle), Role::Chat) = (self.config.keepalive, role) {
+            // A peer that vanishes (no FIN, no RST) is found by probes:
+            // after `idle`, every sixth of it, three times.
+            let interval = (idle / 6).max(Duration::from_secs(1));
+            let keepalive = TcpKeepalive::new()
+                .with_time(idle)
+                .with_interval(interval)
+                .with_retries(3);
+            if let Err(e) = SockRef::from(socket).set_tcp_keepalive(&keepalive) {
+                debug!("could not set keepalive: {e}");
+            }
+        }
     }
 
     /// Registers an accepted socket and puts it in the table.
-    fn admit(&mut self, socket: TcpStream, peer: std::net::SocketAddr) -> Option<usize> {
+    fn admit(
+        &mut self,
+        socket: TcpStream,
+        peer: SocketAddr,
+        role: Role,
+        codec: Codec,
+    ) -> Option<usize> {
         let id = self.next_id;
         let registry = self.poll.registry();
         let result = self.table.insert_with(|key| {
-            let mut conn = Conn::new(Transport::Plain(socket), Codec::default(), peer, id);
+            let mut conn = Conn::new(Transport::Plain(socket), codec, role, peer, id);
             let socket = conn.transport_mut().socket_mut();
             registry
                 .register(socket, Token(key), Interest::READABLE)
@@ -130,20 +229,31 @@ impl Server {
         }
     }
 
-    /// Refuses a connection with one `! ` line. While few refusals are in
-    /// flight it joins the table to be written and closed gracefully (a
-    /// peer that already sent its name is not reset); past that it gets one
-    /// best-effort write.
-    fn refuse(&mut self, mut socket: TcpStream, peer: std::net::SocketAddr, why: Refusal<'_>) {
-        debug!("refusing {peer}: {why}");
-        let mut line = String::new();
-        lines::refusal(&mut line, why);
+    /// Refuses a connection with one `! ` line (an HTTP 503 on the metrics
+    /// port). While few refusals are in flight it joins the table to be
+    /// written and closed gracefully (a peer that already sent its name is
+    /// not reset); past that it gets one best-effort write.
+    fn refuse(&mut self, mut socket: TcpStream, peer: SocketAddr, role: Role, why: Refusal<'_>) {
+        // A full server refuses everyone: not worth a line each at info.
+        if why == Refusal::ServerFull {
+            debug!("refusing {peer}: {why}");
+        } else {
+            info!("refusing {peer}: {why}");
+        }
+        let bytes = match role {
+            Role::Chat => {
+                let mut line = String::new();
+                lines::refusal(&mut line, why);
+                line.into_bytes()
+            }
+            Role::Metrics => http::error(503),
+        };
         if self.table.refusing() >= MAX_REFUSING {
-            let _ = io::Write::write(&mut socket, line.as_bytes());
+            let _ = io::Write::write(&mut socket, &bytes);
             return;
         }
-        if let Some(key) = self.admit(socket, peer) {
-            self.table.insert_refusal(key, line.as_bytes());
+        if let Some(key) = self.admit(socket, peer, role, Codec::default()) {
+            self.table.insert_refusal(key, &bytes);
         }
     }
 }

@@ -3,8 +3,9 @@
 //! file owns the turn order, dispatch, signals and shutdown; the rest of the
 //! loop lives beside it, one concern a file:
 //! - [`table`]: the connection table, its work lists and the flush step;
-//! - [`listen`]: the listener and accepting;
-//! - [`input`]: reading, and handing a connection's lines to the chat;
+//! - [`listen`]: listeners, accepting and per-address limits;
+//! - [`input`]: reading, flood control, and handing a connection's lines to
+//!   the chat (or its request to the metrics endpoint);
 //! - [`timers`]: deadline queues;
 //! - [`handle`]: the handle and counters other threads see.
 //!
@@ -30,7 +31,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
-use mio::net::TcpListener;
 use mio::{Events, Poll, Token, Waker};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
@@ -38,16 +38,19 @@ use signal_hook_mio::v1_0::Signals;
 use crate::bus::{Bus as _, LocalBus};
 use crate::chat::Chat;
 use crate::config::Config;
-use crate::conn::Reason;
+use crate::conn::{Reason, Role};
+use crate::http;
+use crate::limits::flood::Flood;
+use crate::limits::peers::Peers;
 use crate::outbox::Outbox;
-use crate::protocol::lines::SHUTDOWN_LINE;
+use crate::protocol::lines::{self as wire, Refusal, SHUTDOWN_LINE};
 use handle::{Counters, Shared};
+use listen::Listener;
 use table::Table;
-use timers::Deadlines;
+use timers::{Deadlines, Schedule};
 
 /// Tokens outside the slab's key range (keys stay below `max_clients` plus
-/// the refusals in flight).
-const LISTENER: Token = Token(usize::MAX);
+/// the refusals in flight); listeners count down from `usize::MAX - 8`.
 const WAKER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
 
@@ -71,23 +74,29 @@ pub enum Stopped {
 /// A bound server, ready to [`run`](Server::run).
 pub struct Server {
     poll: Poll,
-    /// `None` once shutdown has begun: no more accepts.
-    listener: Option<TcpListener>,
+    /// The chat listener first, then the metrics one if any; emptied when
+    /// shutdown begins (no more accepts).
+    listeners: Vec<Listener>,
     local_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     config: Config,
     table: Table,
     chat: Chat<LocalBus>,
+    /// Connections held per address.
+    peers: Peers,
+    flood: Flood,
+    /// When clients paused by flood control may be read again.
+    resume: Schedule,
     /// The one read buffer all connections share (see `input`).
     read_buf: Box<[u8]>,
-    /// Every connection's registration deadline.
+    /// Every chat connection's registration deadline.
     login_deadlines: Deadlines,
+    /// Every HTTP connection's request deadline.
+    request_deadlines: Deadlines,
     /// When the next join/leave summaries are due, if any are counted.
     notice_due: Option<Instant>,
     /// Accepting is paused until then after an accept error.
     accept_paused_until: Option<Instant>,
-    /// The per-turn accept cap was reached: accept again next turn, since no
-    /// new event announces connections already waiting.
-    accept_more: bool,
     /// When idle buffers are next released.
     next_sweep: Instant,
     /// Set when shutdown begins: connections still open then are dropped.
@@ -116,8 +125,12 @@ impl Server {
             .validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let poll = Poll::new()?;
-        let listener = listen::bind(&config, poll.registry(), LISTENER)?;
-        let local_addr = listener.local_addr()?;
+        let mut listeners = vec![listen::bind(config.addr, Role::Chat, poll.registry(), 0)?];
+        if let Some(addr) = config.metrics {
+            listeners.push(listen::bind(addr, Role::Metrics, poll.registry(), 1)?);
+        }
+        let local_addr = listeners[0].addr;
+        let metrics_addr = listeners.get(1).map(|l| l.addr);
         let waker = Waker::new(poll.registry(), WAKER)?;
         let signals = if config.handle_signals {
             let mut signals = Signals::new([SIGINT, SIGTERM])?;
@@ -128,6 +141,9 @@ impl Server {
             None
         };
         info!("listening on {local_addr}");
+        if let Some(addr) = metrics_addr {
+            info!("listening (metrics) on {addr}");
+        }
         let shared = Arc::new(Shared {
             waker,
             stop: AtomicBool::new(false),
@@ -136,20 +152,25 @@ impl Server {
         let now = Instant::now();
         Ok(Server {
             poll,
-            listener: Some(listener),
+            listeners,
             local_addr,
+            metrics_addr,
             table: Table::new(
                 config.max_outbuf,
                 config.close_flush_timeout,
                 config.linger_timeout,
+                config.write_timeout,
                 Arc::clone(&shared),
             ),
             chat: Chat::new(LocalBus::new(config.notice_limit), config.max_line),
+            peers: Peers::new(config.peers),
+            flood: config.flood,
+            resume: Schedule::new(),
             read_buf: vec![0; input::READ_BUF_BYTES].into_boxed_slice(),
             login_deadlines: Deadlines::new(),
+            request_deadlines: Deadlines::new(),
             notice_due: None,
             accept_paused_until: None,
-            accept_more: false,
             next_sweep: now + SWEEP_INTERVAL,
             shutdown_deadline: None,
             signals,
@@ -163,6 +184,11 @@ impl Server {
     /// The address actually bound (the real port when the config said 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The metrics endpoint's address, if it serves one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// A handle to stop the server or read its counters from another thread.
@@ -212,7 +238,6 @@ impl Server {
             let carried = self.table.take_pending_reads();
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept_all(now),
                     WAKER => {
                         if self.shared.stop.load(Relaxed) {
                             self.begin_shutdown(now);
@@ -225,7 +250,10 @@ impl Server {
                             return Ok(Stopped::Forced);
                         }
                     }
-                    Token(key) => self.conn_ready(key, event),
+                    token => match listen::index(token, self.listeners.len()) {
+                        Some(i) => self.accept_all(i, now),
+                        None => self.conn_ready(token.0, event),
+                    },
                 }
             }
             for key in carried {
@@ -233,18 +261,22 @@ impl Server {
                     self.read_ready(key);
                 }
             }
-            if self.accept_more {
-                self.accept_all(now);
+            for i in 0..self.listeners.len() {
+                if self.listeners[i].more {
+                    self.accept_all(i, now);
+                }
             }
         }
     }
 
     fn poll_timeout(&self, now: Instant) -> Option<Duration> {
-        if self.table.has_work() || self.accept_more {
+        if self.table.has_work() || self.listeners.iter().any(|l| l.more) {
             return Some(Duration::ZERO);
         }
         [
             self.login_deadlines.next(),
+            self.request_deadlines.next(),
+            self.resume.next().map(|us| self.table.instant_at(us)),
             self.table.next_deadline(),
             self.notice_due,
             self.accept_paused_until,
@@ -290,9 +322,27 @@ impl Server {
             if due {
                 Counters::bump(&self.shared.counters.login_timeouts);
                 let mut line = String::new();
-                crate::protocol::lines::refusal(&mut line, crate::protocol::Refusal::LoginTimeout);
+                wire::refusal(&mut line, Refusal::LoginTimeout);
                 self.table.send(key, line.as_bytes());
                 self.table.drain(key, Reason::LoginTimeout);
+            }
+        }
+        while let Some((key, id)) = self.request_deadlines.pop_due(now) {
+            if self
+                .table
+                .get(key)
+                .is_some_and(|c| c.id() == id && c.is_open())
+            {
+                self.table.send_raw(key, &http::error(408));
+                self.table.drain(key, Reason::LoginTimeout);
+            }
+        }
+        let now_us = self.table.now_us();
+        while let Some((key, id)) = self.resume.pop_due(now_us) {
+            // Its flood budget has refilled: read it again (it may hold
+            // input, or data that raised no new event while it waited).
+            if self.table.get(key).is_some_and(|c| c.id() == id) {
+                self.table.list_read(key);
             }
         }
         self.table.fire_deadlines(now);
@@ -304,12 +354,15 @@ impl Server {
             // O(connections) once a second, never per message.
             self.next_sweep = now + SWEEP_INTERVAL;
             self.table.sweep();
+            self.peers.prune(now_us);
         }
         if self.accept_paused_until.is_some_and(|at| at <= now) {
             self.accept_paused_until = None;
             // Connections may be waiting in the backlog with no new edge to
             // announce them: look now.
-            self.accept_all(now);
+            for i in 0..self.listeners.len() {
+                self.accept_all(i, now);
+            }
         }
     }
 
@@ -367,10 +420,9 @@ impl Server {
             return;
         }
         info!("shutting down: {} connections to close", self.table.len());
-        if let Some(mut listener) = self.listener.take() {
-            let _ = self.poll.registry().deregister(&mut listener);
+        for listener in self.listeners.drain(..) {
+            listener.close(self.poll.registry());
         }
-        self.accept_more = false;
         for key in self.table.keys() {
             // One already closing for its own reason (reset, slow consumer)
             // keeps that reason for its room's notice.
@@ -380,6 +432,33 @@ impl Server {
             }
         }
         self.shutdown_deadline = Some(now + self.config.shutdown_timeout);
+    }
+
+    /// Answers a request on the metrics listener, then closes.
+    fn metrics_request(&mut self, key: usize, request: Result<http::Request, http::HeadError>) {
+        let response = match request {
+            Ok(req) if req.path != "/metrics" => http::error(404),
+            Ok(req) if req.method != "GET" && req.method != "HEAD" => http::error(405),
+            Ok(req) => {
+                Counters::bump(&self.shared.counters.scrapes);
+                self.publish_stats();
+                let body = self.handle().stats().to_prometheus();
+                let body = if req.method == "HEAD" {
+                    ""
+                } else {
+                    body.as_str()
+                };
+                http::response(
+                    200,
+                    &[("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
+                    body.as_bytes(),
+                )
+            }
+            Err(http::HeadError::TooLarge) => http::error(431),
+            Err(http::HeadError::Malformed) => http::error(400),
+        };
+        self.table.send_raw(key, &response);
+        self.table.drain(key, Reason::Closed);
     }
 
     fn publish_stats(&self) {

@@ -61,8 +61,17 @@ pub struct Table {
     max_outbuf: usize,
     close_flush_timeout: Duration,
     linger_timeout: Duration,
+    /// Seconds a client's output may make no progress before it is dropped.
+    write_timeout_secs: u32,
+    /// When the server started: ticks count whole seconds from here.
+    epoch: Instant,
     /// The time of the current turn.
     now: Instant,
+    /// Whole seconds since `epoch`, for the write-stall deadline.
+    tick: u32,
+    /// Output queued since start (flood control prices a line by the
+    /// difference it makes here).
+    queued_total: u64,
     /// Output queued so far this turn.
     turn_queued: usize,
     /// Set when this turn queued enough that input must wait for a flush.
@@ -76,8 +85,10 @@ impl Table {
         max_outbuf: usize,
         close_flush_timeout: Duration,
         linger_timeout: Duration,
+        write_timeout: Duration,
         shared: Arc<Shared>,
     ) -> Table {
+        let now = Instant::now();
         Table {
             slab: Slab::new(),
             pending_writes: Vec::new(),
@@ -90,7 +101,11 @@ impl Table {
             max_outbuf,
             close_flush_timeout,
             linger_timeout,
-            now: Instant::now(),
+            write_timeout_secs: u32::try_from(write_timeout.as_secs().max(1)).unwrap_or(u32::MAX),
+            epoch: now,
+            now,
+            tick: 0,
+            queued_total: 0,
             turn_queued: 0,
             turn_full: false,
             shared,
@@ -103,7 +118,7 @@ impl Table {
 
     /// Starts a loop turn at `now`.
     pub fn begin_turn(&mut self, now: Instant) {
-        self.now = now;
+        self.set_now(now);
         self.turn_queued = 0;
         self.turn_full = false;
     }
@@ -111,6 +126,24 @@ impl Table {
     /// Sets the time (after a poll returns).
     pub fn set_now(&mut self, now: Instant) {
         self.now = now;
+        let secs = now.saturating_duration_since(self.epoch).as_secs();
+        self.tick = u32::try_from(secs).unwrap_or(u32::MAX);
+    }
+
+    /// The current turn's time, in microseconds since the server started.
+    pub fn now_us(&self) -> u64 {
+        let us = self.now.saturating_duration_since(self.epoch).as_micros();
+        u64::try_from(us).unwrap_or(u64::MAX)
+    }
+
+    /// The instant `us` microseconds after the server started.
+    pub fn instant_at(&self, us: u64) -> Instant {
+        self.epoch + Duration::from_micros(us)
+    }
+
+    /// Output queued since start, in bytes.
+    pub fn queued_total(&self) -> u64 {
+        self.queued_total
     }
 
     /// True when this turn has queued enough output that no more input may
@@ -175,11 +208,11 @@ impl Table {
         Ok(key)
     }
 
-    /// Inserts a refused connection with `line` queued, to be written and
+    /// Inserts a refused connection with `bytes` queued, to be written and
     /// closed without resetting the peer.
-    pub fn insert_refusal(&mut self, key: usize, line: &[u8]) {
+    pub fn insert_refusal(&mut self, key: usize, bytes: &[u8]) {
         self.refusing += 1;
-        self.send(key, line);
+        self.send_raw(key, bytes);
         self.drain(key, Reason::Refused);
     }
 
@@ -209,10 +242,31 @@ impl Table {
         Some(conn)
     }
 
-    /// Frees memory quiet connections do not need (once a second).
+    /// Once a second: frees memory quiet connections do not need, and
+    /// drops clients whose output made no progress for the write timeout
+    /// (a peer that vanished, or stopped reading, below the output limit).
     pub fn sweep(&mut self) {
-        for (_, conn) in self.slab.iter_mut() {
+        let mut stalled = Vec::new();
+        for (key, conn) in self.slab.iter_mut() {
             conn.release_idle_buffers();
+            let waiting =
+                matches!(conn.phase(), Phase::Open | Phase::Draining) && conn.pending_out() > 0;
+            if waiting && self.tick.saturating_sub(conn.progress()) >= self.write_timeout_secs {
+                stalled.push(key);
+            }
+        }
+        for key in stalled {
+            if let Some(conn) = self.slab.get(key) {
+                warn!(
+                    "conn #{} ({}): no output taken for {} s, {} bytes unsent; disconnecting",
+                    conn.id(),
+                    conn.peer(),
+                    self.write_timeout_secs,
+                    conn.pending_out()
+                );
+            }
+            Counters::bump(&self.counters().write_timeouts);
+            self.mark_closing(key, Reason::WriteTimeout);
         }
     }
 
@@ -329,7 +383,12 @@ impl Table {
             if !conn.unlist_write() || conn.phase() == Phase::Closing {
                 continue;
             }
-            match conn.flush(WRITE_BUDGET_BYTES) {
+            let before = conn.pending_out();
+            let result = conn.flush(WRITE_BUDGET_BYTES);
+            if conn.pending_out() < before {
+                conn.set_progress(self.tick);
+            }
+            match result {
                 Ok(Flushed::All) if conn.phase() == Phase::Draining => match conn.finish_drain() {
                     Ok(false) => {
                         let at = self.now + self.linger_timeout;
@@ -413,16 +472,36 @@ impl Table {
             return self.slow_consumer(key);
         }
         let added = conn.queue(line);
+        if before == 0 {
+            // Its output starts waiting now: the write-stall clock starts.
+            conn.set_progress(self.tick);
+        }
         if conn.list_write() {
             self.pending_writes.push(key);
         }
         let after = before + added;
         self.turn_queued += added;
+        self.queued_total += added as u64;
         let soft = max / 2;
         let crossed = (before <= soft && after > soft) || after > max;
         if (crossed || self.turn_queued >= TURN_OUTPUT_BUDGET) && !self.turn_full {
             self.turn_full = true;
             Counters::bump(&self.counters().turn_budget_hits);
+        }
+    }
+}
+
+impl Table {
+    /// Queues a whole HTTP response for `key` (outside the output limits:
+    /// responses are small and the connection closes after them).
+    pub fn send_raw(&mut self, key: usize, bytes: &[u8]) {
+        let tick = self.tick;
+        if let Some(conn) = self.slab.get_mut(key) {
+            if conn.is_open() {
+                conn.queue_raw(bytes);
+                conn.set_progress(tick);
+                self.list_write(key);
+            }
         }
     }
 }

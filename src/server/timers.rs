@@ -3,7 +3,8 @@
 //! `(key, id)`, so one that outlives its connection never hits a newer one
 //! in the same slot. Pure bookkeeping; what a timer does is the caller's.
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::time::Instant;
 
 /// Deadlines that all share one duration, so they expire in the order they
@@ -65,6 +66,43 @@ impl Deadlines {
     }
 }
 
+/// Deadlines of any duration (a client paused by flood control resumes when
+/// its budget has refilled), in microseconds of the server's clock: a heap,
+/// O(log n) per timer.
+#[derive(Debug, Default)]
+pub struct Schedule {
+    heap: BinaryHeap<Reverse<(u64, usize, u64)>>,
+}
+
+impl Schedule {
+    /// Nothing scheduled.
+    pub fn new() -> Schedule {
+        Schedule::default()
+    }
+
+    /// Schedules connection `(key, id)` at `at_us`.
+    pub fn push(&mut self, at_us: u64, key: usize, id: u64) {
+        self.heap.push(Reverse((at_us, key, id)));
+    }
+
+    /// The earliest time scheduled.
+    pub fn next(&self) -> Option<u64> {
+        self.heap.peek().map(|Reverse((at, ..))| *at)
+    }
+
+    /// Takes the earliest entry if it is due at `now_us`.
+    pub fn pop_due(&mut self, now_us: u64) -> Option<(usize, u64)> {
+        match self.heap.peek() {
+            Some(Reverse((at, key, id))) if *at <= now_us => {
+                let due = (*key, *id);
+                self.heap.pop();
+                Some(due)
+            }
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,6 +119,19 @@ mod tests {
         assert_eq!(d.pop_due(t0 + Duration::from_millis(25)), Some((1, 100)));
         assert_eq!(d.pop_due(t0 + Duration::from_millis(25)), Some((2, 200)));
         assert!(d.is_empty());
+    }
+
+    #[test]
+    fn schedule_fires_earliest_first() {
+        let mut s = Schedule::new();
+        s.push(30, 3, 3);
+        s.push(10, 1, 1);
+        s.push(20, 2, 2);
+        assert_eq!(s.next(), Some(10));
+        assert_eq!(s.pop_due(5), None);
+        assert_eq!(s.pop_due(25), Some((1, 1)));
+        assert_eq!(s.pop_due(25), Some((2, 2)));
+        assert_eq!(s.pop_due(25), None);
     }
 
     #[test]

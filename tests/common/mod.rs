@@ -62,8 +62,19 @@ impl Drop for TestServer {
     }
 }
 
-/// A config for tests: loopback, port 0, defaults otherwise.
+/// A config for tests: loopback, port 0, flood control off (these tests
+/// send as fast as they can to exercise other mechanisms; flood control has
+/// tests of its own with [`flood_config`]), defaults otherwise.
 pub fn test_config() -> Config {
+    Config {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        flood: chatroom::limits::flood::Flood { rate: 0, burst: 0 },
+        ..Config::default()
+    }
+}
+
+/// A config for tests with every default, flood control included.
+pub fn flood_config() -> Config {
     Config {
         addr: "127.0.0.1:0".parse().unwrap(),
         ..Config::default()
