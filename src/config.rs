@@ -131,6 +131,23 @@ impl Config {
         (4 * (self.max_line + 128)).max(16 * 1024)
     }
 
+    /// The most memory the server's buffers can hold for `clients`
+    /// connections, in bytes, whatever the clients do (SECURITY.md states
+    /// it; a test checks it against the real binary's RSS). Per client: its
+    /// output buffer (`max_outbuf`, plus the one line that may cross it, plus
+    /// three chunks of slack), the input held while it is paused (one
+    /// read), and a fixed allowance for its connection, name and seat.
+    pub fn memory_bound(&self, clients: usize) -> u64 {
+        const PER_CONNECTION: usize = 1024;
+        let per_client = self.max_outbuf
+            + self.max_line
+            + 128
+            + 3 * crate::conn::outbuf::CHUNK_BYTES
+            + crate::server::READ_BUF_BYTES
+            + PER_CONNECTION;
+        (clients as u64) * (per_client as u64)
+    }
+
     /// Checks every setting against its range.
     pub fn validate(&self) -> Result<(), ConfigError> {
         fn err(flag: &'static str, message: String) -> Result<(), ConfigError> {

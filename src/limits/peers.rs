@@ -129,6 +129,15 @@ impl Peers {
         Ok(())
     }
 
+    /// [`admit`](Self::admit) when `limited`, else admits without counting.
+    pub fn admit_if(&mut self, limited: bool, ip: IpAddr, now_us: u64) -> Result<(), Refused> {
+        if limited {
+            self.admit(ip, now_us)
+        } else {
+            Ok(())
+        }
+    }
+
     /// A connection from `ip` that `admit` counted has closed.
     pub fn release(&mut self, ip: IpAddr) {
         if !self.is_limited(ip) {

@@ -18,8 +18,9 @@ use crate::conn::codec::Input;
 use crate::conn::transport::Read;
 use crate::conn::{Phase, Reason, Role};
 
-/// The shared read buffer's size: one read per connection per turn.
-pub(super) const READ_BUF_BYTES: usize = 64 * 1024;
+/// The shared read buffer's size: one read per connection per turn (and the
+/// most input a paused connection holds).
+pub const READ_BUF_BYTES: usize = 64 * 1024;
 
 impl Server {
     /// Reads once from `key` and acts on what arrived (or, for a closing

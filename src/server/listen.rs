@@ -138,7 +138,10 @@ impl Server {
                 self.refuse(socket, peer, role, Refusal::ServerFull);
                 continue;
             }
-            if let Err(why) = self.peers.admit(peer.ip(), self.table.now_us()) {
+            // The metrics endpoint is for operators (loopback by default):
+            // per-address limits are for chat clients.
+            let limited = role == Role::Chat;
+            if let Err(why) = self.peers.admit_if(limited, peer.ip(), self.table.now_us()) {
                 let (counter, refusal) = match why {
                     Refused::TooMany => (&counters.per_ip_refusals, Refusal::TooManyFromAddress),
                     Refused::TooFast => (&counters.connect_rate_refusals, Refusal::TooFast),
@@ -153,7 +156,9 @@ impl Server {
                 Role::Metrics => Codec::http(),
             };
             let Some(key) = self.admit(socket, peer, role, codec) else {
-                self.peers.release(peer.ip());
+                if limited {
+                    self.peers.release(peer.ip());
+                }
                 continue;
             };
             let id = self.table.get(key).map_or(0, |c| c.id());

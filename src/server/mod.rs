@@ -22,6 +22,7 @@ mod table;
 mod timers;
 
 pub use handle::{ServerHandle, Stats};
+pub use input::READ_BUF_BYTES;
 pub use table::TURN_OUTPUT_BUDGET;
 
 use std::io;
@@ -374,6 +375,14 @@ impl Server {
             };
             let (id, peer, reason, named) =
                 (conn.id(), conn.peer(), conn.reason(), conn.was_named());
+            if reason != Reason::Refused && conn.role() == Role::Chat {
+                // Refusals and metrics scrapes were never counted against
+                // their address.
+                self.peers.release(peer.ip());
+            }
+            if reason == Reason::TimedOut {
+                Counters::bump(&self.shared.counters.timeouts);
+            }
             // One info line per connection end: the chat logs a registered
             // client's leave (with the reason); others are logged here.
             let why = reason

@@ -18,6 +18,8 @@ pub const LINE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A server running on its own thread; stopped and joined when dropped.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The metrics endpoint, if the config asked for one.
+    pub metrics: Option<SocketAddr>,
     pub handle: ServerHandle,
     thread: Option<JoinHandle<io::Result<Stopped>>>,
 }
@@ -90,10 +92,12 @@ pub fn start_server() -> TestServer {
 pub fn start_with(config: Config) -> TestServer {
     let server = Server::bind(config).expect("bind test server");
     let addr = server.local_addr();
+    let metrics = server.metrics_addr();
     let handle = server.handle();
     let thread = std::thread::spawn(move || server.run());
     TestServer {
         addr,
+        metrics,
         handle,
         thread: Some(thread),
     }
@@ -109,6 +113,23 @@ impl Client {
     /// Connects without sending anything.
     pub fn connect(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).expect("connect to test server");
+        stream.set_read_timeout(Some(LINE_TIMEOUT)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Client {
+            reader: BufReader::new(stream),
+            name: String::new(),
+        }
+    }
+
+    /// Connects from the local address `from` (e.g. 127.0.0.2).
+    pub fn connect_from(addr: SocketAddr, from: std::net::IpAddr) -> Client {
+        use socket2::{Domain, Protocol, Socket, Type};
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
+        socket.bind(&SocketAddr::new(from, 0).into()).unwrap();
+        socket
+            .connect(&addr.into())
+            .expect("connect to test server");
+        let stream: TcpStream = socket.into();
         stream.set_read_timeout(Some(LINE_TIMEOUT)).unwrap();
         stream.set_nodelay(true).unwrap();
         Client {
