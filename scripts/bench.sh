@@ -13,16 +13,20 @@
 #                                    before/after, same run, same load tool
 # Env:   REPS (3), OUT (bench-results), SHARED (../shared, for the tutorial
 #        server), SKIP_TUTORIAL=1 to leave out the Python tutorial server,
-#        SERVERS (chatroom redis; "before" runs $BEFORE), WORKLOADS
-#        (F1 F2 L1 C1-10k C1-19k), CHATROOM_FLAGS (extra flags for both
-#        chatroom builds).
+#        SERVERS (chatroom redis; "before" runs $BEFORE; "chatroom-flood"
+#        runs chatroom with flood control at its defaults), WORKLOADS
+#        (F1 F2 L1 C1-10k C1-19k; also L1r: 10 senders at 2 lines/s each),
+#        CHATROOM_FLAGS (default "--flood-rate 0": benchmarks measure the
+#        server, not its rate limit, as anchor runs do for ergo),
+#        BEFORE_FLAGS (flags for the before binary, default none).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 REPS=${REPS:-3}
 SERVERS=${SERVERS:-chatroom redis}
 WORKLOADS=${WORKLOADS:-F1 F2 L1 C1-10k C1-19k}
-CHATROOM_FLAGS=${CHATROOM_FLAGS:-}
+CHATROOM_FLAGS=${CHATROOM_FLAGS---flood-rate 0}
+BEFORE_FLAGS=${BEFORE_FLAGS:-}
 OUT=${OUT:-bench-results}
 SHARED=${SHARED:-../shared}
 mkdir -p "$OUT"
@@ -91,13 +95,14 @@ wait_port() {
 start_server() {
     PORT=$(free_port)
     case "$1" in
-    chatroom | before)
-        local bin=$CHATROOM
-        [ "$1" = before ] && bin=$BEFORE
+    chatroom | chatroom-flood | before)
+        local bin=$CHATROOM flags=$CHATROOM_FLAGS
+        [ "$1" = before ] && bin=$BEFORE && flags=$BEFORE_FLAGS
+        [ "$1" = chatroom-flood ] && flags=""
         # warn: per-connection info logs would be server CPU Redis doesn't spend.
-        # shellcheck disable=SC2086 # CHATROOM_FLAGS is a word list
+        # shellcheck disable=SC2086 # the flags are a word list
         $2 taskset -c 0 "$bin" --port "$PORT" --log-level warn \
-            --max-clients "$MAXCLIENTS" $CHATROOM_FLAGS 2>>"$OUT/$1.log" &
+            --max-clients "$MAXCLIENTS" $flags 2>>"$OUT/$1.log" &
         ;;
     redis)
         # protected-mode no: it treats only 127.0.0.1 as local and would refuse
@@ -121,7 +126,7 @@ run() {
     start_server "$server" "$sched"
     local json
     local target=$server
-    [ "$target" = before ] && target=chatroom
+    [ "$target" = before ] || [ "$target" = chatroom-flood ] && target=chatroom
     json=$($sched taskset -c 1 "$LOADTEST" "$@" --target "$target" --port "$PORT" \
         --server-pid "$SPID" --json --quiet 2>>"$OUT/loadtest.err") || true
     [ -n "$json" ] || json=null
@@ -133,6 +138,7 @@ run() {
 F1="fanout --clients 100 --senders 10 --messages 2000 --window 32 --size 64"
 F2="fanout --clients 1000 --senders 5 --messages 200 --window 16 --size 64"
 L1="latency --clients 100 --senders 10 --rate 20000 --duration 10 --size 64"
+L1R="latency --clients 100 --senders 10 --rate 20 --duration 10 --size 64"
 C10K="connections --clients 10000 --size 64 --src-ips 2"
 C19K="connections --clients 19000 --size 64 --src-ips 2"
 
@@ -160,6 +166,8 @@ for rep in $(seq "$REPS"); do
             F2) run F2 "$server" "$rep" "$FIFO" $F2 ;;
             # shellcheck disable=SC2086
             L1) run L1 "$server" "$rep" "$NICE" $L1 ;;
+            # shellcheck disable=SC2086
+            L1r) run L1r "$server" "$rep" "$NICE" $L1R ;;
             # shellcheck disable=SC2086
             C1-10k) run C1-10k "$server" "$rep" "$FIFO" $C10K ;;
             # shellcheck disable=SC2086
@@ -226,6 +234,7 @@ METRICS = {
            ("lost", "lost"), ("errors", "errors")],
 }
 METRICS["F2"] = METRICS["F1"]
+METRICS["L1r"] = METRICS["L1"]
 header = "".join(f"{s + ' median (min..max)':34} " for s in SERVERS)
 print(f"{'workload':8} {'metric':36} {header}{'tutorial':>9}")
 for w in WORKLOADS:
@@ -246,10 +255,17 @@ if "before" in SERVERS:
     for w in [w for w in ["F1", "F2"] if w in WORKLOADS]:
         r = ratio(med(w, "chatroom", "server.deliveries_per_cpu_s"), med(w, "before", "server.deliveries_per_cpu_s"))
         print(f"  {w} deliveries per server CPU-s: {fmt(r)}x before")
-    if "L1" in WORKLOADS:
+    for w in [w for w in ["L1", "L1r"] if w in WORKLOADS]:
         for p in ["p50", "p99", "p999"]:
-            r = ratio(med("L1", "chatroom", f"latency_us.{p}"), med("L1", "before", f"latency_us.{p}"))
-            print(f"  L1 {p} latency: {fmt(r)}x before")
+            r = ratio(med(w, "chatroom", f"latency_us.{p}"), med(w, "before", f"latency_us.{p}"))
+            print(f"  {w} {p} latency: {fmt(r)}x before")
+if "chatroom-flood" in SERVERS:
+    print("Flood control at its defaults vs off (chatroom-flood vs chatroom, medians):")
+    for w in [w for w in ["L1", "L1r"] if w in WORKLOADS]:
+        for p in ["p50", "p99", "p999"]:
+            r = ratio(med(w, "chatroom-flood", f"latency_us.{p}"), med(w, "chatroom", f"latency_us.{p}"))
+            print(f"  {w} {p} latency: {fmt(r)}x off")
+        print(f"  {w} errors with flood control on: {values(w, 'chatroom-flood', 'errors')}")
     for w in [w for w in ["C1-10k", "C1-19k"] if w in WORKLOADS]:
         print(f"  {w} bytes per idle connection: chatroom {fmt(med(w, 'chatroom', 'server_bytes_per_conn'))}, before {fmt(med(w, 'before', 'server_bytes_per_conn'))}")
 if "redis" not in SERVERS:
