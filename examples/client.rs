@@ -415,6 +415,8 @@ impl Style {
                 out.push_str(": ");
                 out.push_str(said);
             }
+            ServerLine::Action { .. } => self.paint(&mut out, NOTICE_COLOUR, &text),
+            ServerLine::History { .. } => self.paint(&mut out, NOTICE_COLOUR, &text),
             ServerLine::Prompt | ServerLine::Other(_) => out.push_str(&text),
         }
         out

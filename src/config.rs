@@ -37,6 +37,10 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// signal pipe, the waker, stdio, logging and refusals being written.
 pub const RESERVED_FDS: usize = 32;
 
+/// The most history lines a room may keep.
+pub const MAX_HISTORY_LINES: usize = 1000;
+/// The most lines a message of the day may have.
+pub const MAX_MOTD_LINES: usize = 100;
 /// The longest line a client may be allowed to send.
 pub const MAX_LINE_LIMIT: usize = 1 << 20;
 /// The longest any timeout may be (a deadline further out could overflow
@@ -79,6 +83,10 @@ pub struct Config {
     pub metrics: Option<SocketAddr>,
     /// How long an HTTP client has to send its request head.
     pub request_timeout: Duration,
+    /// Lines of recent history kept per room and shown on joining (0: off).
+    pub history: usize,
+    /// The message of the day, shown after the welcome (`--motd FILE`).
+    pub motd: Vec<String>,
     /// Handle SIGINT/SIGTERM in the loop (the binary does; in-process tests
     /// use `ServerHandle::shutdown` instead).
     pub handle_signals: bool,
@@ -102,6 +110,8 @@ impl Default for Config {
             peers: PeerLimits::default(),
             metrics: None,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            history: crate::history::DEFAULT_HISTORY_LINES,
+            motd: Vec::new(),
             handle_signals: false,
         }
     }
@@ -136,10 +146,13 @@ impl Config {
     /// it; a test checks it against the real binary's RSS). Per client: its
     /// output buffer (`max_outbuf`, plus the one line that may cross it, plus
     /// three chunks of slack), the input held while it is paused (one
-    /// read), and a fixed allowance for its connection, name and seat.
+    /// read), the history of the room it may have made (rooms never
+    /// outnumber clients), and a fixed allowance for its connection, name
+    /// and seat.
     pub fn memory_bound(&self, clients: usize) -> u64 {
         const PER_CONNECTION: usize = 1024;
         let per_client = self.max_outbuf
+            + crate::history::HISTORY_BYTES_PER_ROOM
             + self.max_line
             + 128
             + 3 * crate::conn::outbuf::CHUNK_BYTES
@@ -167,6 +180,23 @@ impl Config {
                     self.max_line
                 ),
             );
+        }
+        if self.history > MAX_HISTORY_LINES {
+            return err("--history", format!("must be 0-{MAX_HISTORY_LINES}"));
+        }
+        if self.motd.len() > MAX_MOTD_LINES {
+            return err("--motd", format!("has more than {MAX_MOTD_LINES} lines"));
+        }
+        for (i, line) in self.motd.iter().enumerate() {
+            if let Err(e) = crate::protocol::check_text(line.as_bytes()) {
+                return err("--motd", format!("line {}: {e}", i + 1));
+            }
+            if line.len() > self.max_line {
+                return err(
+                    "--motd",
+                    format!("line {} is longer than --max-line", i + 1),
+                );
+            }
         }
         if self.max_clients == 0 {
             return err("--max-clients", "must be at least 1".into());

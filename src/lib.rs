@@ -31,6 +31,7 @@ pub mod cli;
 pub mod config;
 pub mod conn;
 pub mod framing;
+pub mod history;
 pub mod http;
 pub mod limits;
 pub mod outbox;

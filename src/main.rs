@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 
 use chatroom::cli::{self, Args, CliError};
-use chatroom::config::{default_max_clients, MAX_LINE_LIMIT};
+use chatroom::config::{default_max_clients, MAX_HISTORY_LINES, MAX_LINE_LIMIT};
 use chatroom::limits::flood::Flood;
 use chatroom::limits::peers::PeerLimits;
 use chatroom::protocol::DEFAULT_PORT;
@@ -30,6 +30,9 @@ OPTIONS:
                         limit less 32]
   --notice-limit N      rooms above N members get join/leave summaries
                         [default: 100]
+  --history N           recent lines each room keeps and shows to joiners;
+                        0 turns it off [default: 20]
+  --motd FILE           message of the day, shown after the welcome
   --log-level LEVEL     off, error, warn, info, debug or trace [default: info;
                         RUST_LOG is honoured when this flag is absent]
   -h, --help            print this help
@@ -132,6 +135,10 @@ fn parse(mut args: Args) -> Result<Parsed, CliError> {
         request_timeout: args
             .value("--request-timeout", &secs)?
             .unwrap_or(d.request_timeout),
+        history: args
+            .value("--history", cli::number(0..=MAX_HISTORY_LINES))?
+            .unwrap_or(d.history),
+        motd: args.value("--motd", read_motd)?.unwrap_or_default(),
         flood,
         peers,
         metrics,
@@ -142,6 +149,16 @@ fn parse(mut args: Args) -> Result<Parsed, CliError> {
     // Ranges that depend on other settings (--max-outbuf against --max-line).
     config.validate().map_err(|e| CliError(e.to_string()))?;
     Ok(Parsed { config, log_level })
+}
+
+/// The lines of a message-of-the-day file (blank lines kept, line endings
+/// dropped); the error names the file.
+fn read_motd(path: &str) -> Result<Vec<String>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    Ok(text
+        .lines()
+        .map(|l| l.trim_end_matches('\r').to_owned())
+        .collect())
 }
 
 fn main() -> ExitCode {

@@ -1,6 +1,8 @@
-//! Room membership: which client key is in which room, and the per-room
-//! counters of joins and leaves not yet announced. Pure: no I/O, no client
-//! names and no messages; `chat.rs` decides what is said and to whom.
+//! Rooms: which client key is in which room, each room's topic and recent
+//! history, and the per-room counters of joins and leaves not yet
+//! announced. Pure: no I/O and no client names; the bus decides what is
+//! said and to whom. A room and all it holds goes when its last member
+//! leaves.
 //!
 //! Every operation a message or a join/leave needs is O(1) (hash or index
 //! lookups, `swap_remove`); only listing rooms walks them, in name order.
@@ -8,6 +10,8 @@
 use std::collections::BTreeMap;
 
 use slab::Slab;
+
+use crate::history::History;
 
 /// Index of a room while it exists (reused after the room is gone).
 pub type RoomId = usize;
@@ -25,6 +29,10 @@ pub struct Room {
     pending_leaves: u32,
     /// True while the room is listed in `Rooms::dirty`, so it is listed once.
     dirty: bool,
+    /// Set by `/topic`.
+    pub topic: Option<Box<str>>,
+    /// The room's recent chat and action lines.
+    pub history: History,
 }
 
 impl Room {
@@ -89,6 +97,12 @@ impl Rooms {
         &self.rooms[id]
     }
 
+    /// The room `id`, to set its topic or add to its history. Panics on an
+    /// id that is not a live room (a logic error).
+    pub fn room_mut(&mut self, id: RoomId) -> &mut Room {
+        &mut self.rooms[id]
+    }
+
     /// The room `key` is in, if any.
     pub fn room_of(&self, key: usize) -> Option<RoomId> {
         self.seats
@@ -112,6 +126,8 @@ impl Rooms {
                     pending_joins: 0,
                     pending_leaves: 0,
                     dirty: false,
+                    topic: None,
+                    history: History::new(),
                 });
                 self.by_name.insert(folded, id);
                 id

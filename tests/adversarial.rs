@@ -44,9 +44,9 @@ fn connect_tiny(addr: SocketAddr) -> Client {
 /// Registers an already connected client as `name`.
 #[track_caller]
 fn login_with(mut c: Client, name: &str) -> Client {
-    c.expect("NAME");
+    c.expect_prompt();
     c.send(name);
-    c.expect(&format!("* {name} joined lobby"));
+    c.expect_joined(name, "lobby");
     c.name = name.to_string();
     c
 }
@@ -166,10 +166,10 @@ fn slow_loris_connections_are_timed_out() {
     alice.send("still here");
     alice.expect("alice: still here");
     for (c, kind) in &mut loris {
-        c.expect("NAME");
+        c.expect_prompt();
         if *kind == "endless" {
             c.expect("! line too long (max 4096 bytes)");
-            c.expect("NAME");
+            c.expect_prompt();
         }
         c.expect("! login timeout");
         c.expect_eof();
@@ -254,7 +254,7 @@ fn flood_does_not_starve_other_clients() {
     });
     let mut flooder = Client::login(server.addr, "flooder");
     flooder.send("/join flood");
-    flooder.expect("* flooder joined flood");
+    flooder.expect_joined("flooder", "flood");
     let mut pinger = Client::login(server.addr, "pinger");
 
     let line = |i: usize| format!("{i:07} {}", "f".repeat(96));
@@ -539,7 +539,7 @@ fn bad_bytes_are_refused_and_never_relayed() {
     let server = start_with(test_config());
     let mut alice = Client::login(server.addr, "alice");
     let mut m = Client::connect(server.addr);
-    m.expect("NAME");
+    m.expect_prompt();
     let invalid_utf8 = "! invalid UTF-8";
     let control = "! control characters are not allowed";
     let bad_name = "! invalid name: use 1-32 of A-Z a-z 0-9 _ -";
@@ -564,10 +564,10 @@ fn bad_bytes_are_refused_and_never_relayed() {
         m.send_raw(name);
         m.send_raw(b"\n");
         m.expect(error);
-        m.expect("NAME");
+        m.expect_prompt();
     }
     m.send_raw(b" \tmallory \t\r\n");
-    m.expect("* mallory joined lobby");
+    m.expect_joined("mallory", "lobby");
     m.name = "mallory".into();
     alice.expect("* mallory joined lobby");
 
@@ -618,7 +618,7 @@ fn bad_bytes_are_refused_and_never_relayed() {
 
     // /quit before registering closes the connection.
     let mut q = Client::connect(server.addr);
-    q.expect("NAME");
+    q.expect_prompt();
     q.send("/quit");
     q.expect_eof();
 }
@@ -635,12 +635,15 @@ fn malformed_commands_get_exact_errors() {
     let cases = [
         ("/join", "! usage: /join <room>"),
         ("/join   ", "! usage: /join <room>"),
-        ("/join a b", "! usage: /join <room>"),
+        ("/join a b", "! invalid room name: a b"),
         ("/join bad!room", "! invalid room name: bad!room"),
         ("/join lobby", "! already in lobby"),
         ("/JOIN LOBBY", "! already in lobby"),
         ("/nick", "! usage: /nick <name>"),
-        ("/nick two words", "! usage: /nick <name>"),
+        (
+            "/nick two words",
+            "! invalid name: use 1-32 of A-Z a-z 0-9 _ -",
+        ),
         (
             "/nick \u{e9}",
             "! invalid name: use 1-32 of A-Z a-z 0-9 _ -",
@@ -652,7 +655,8 @@ fn malformed_commands_get_exact_errors() {
         ("/msg nobody hi", "! no such user: nobody"),
         ("/me", "! usage: /me <action>"),
         ("/me   ", "! usage: /me <action>"),
-        ("/help me", "! usage: /help"),
+        ("/help me now", "! usage: /help [command]"),
+        ("/help frob", "! unknown command: /frob (try /help)"),
         ("/who is there", "! usage: /who"),
         ("/rooms x", "! usage: /rooms"),
         ("/frobnicate", "! unknown command: /frobnicate (try /help)"),

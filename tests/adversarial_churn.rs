@@ -58,7 +58,7 @@ fn churn_once(addr: SocketAddr, kind: usize, name: &str) {
         // Reset halfway through the name line.
         2 => {
             let mut c = Client::connect(addr);
-            c.expect("NAME");
+            c.expect_prompt();
             c.send_raw(&name.as_bytes()[..3]);
             reset(c.reader.into_inner());
         }
@@ -150,7 +150,7 @@ fn churn_leaks_nothing_and_live_clients_get_everything() {
     for (i, name) in LIVE.iter().enumerate() {
         let mut c = Client::login(server.addr, name);
         c.send("/join live");
-        c.expect(&format!("* {name} joined live"));
+        c.expect_joined(name, "live");
         for earlier in &mut live[..i] {
             let earlier: &mut Client = earlier;
             earlier.expect(&format!("* {name} joined live"));

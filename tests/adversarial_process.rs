@@ -50,6 +50,19 @@ impl Conn {
         assert_eq!(self.read_line().as_deref(), Some(want));
     }
 
+    /// Reads the own join notice and the rest of the join burst, up to the
+    /// member list that ends it.
+    #[track_caller]
+    fn expect_joined(&mut self, name: &str) {
+        self.expect(&format!("* {name} joined lobby"));
+        loop {
+            let line = self.read_line().expect("the join burst");
+            if line.starts_with("* lobby has ") {
+                return;
+            }
+        }
+    }
+
     #[track_caller]
     fn expect_eof(&mut self) {
         assert_eq!(self.read_line(), None, "expected the server to close");
@@ -119,7 +132,7 @@ fn descriptor_exhaustion_neither_spins_nor_crashes() {
     );
 
     let served: Vec<usize> = (0..conns.len())
-        .filter(|&i| first_bytes[i] == b"NAME\n")
+        .filter(|&i| first_bytes[i] == format!("{}\n", common::PROMPT).as_bytes())
         .collect();
     let delayed: Vec<usize> = (0..conns.len())
         .filter(|&i| first_bytes[i].is_empty())
@@ -157,7 +170,7 @@ fn descriptor_exhaustion_neither_spins_nor_crashes() {
         .collect();
     let mut alice = conns[served[0]].take().unwrap();
     alice.send(b"alice\n");
-    alice.expect("* alice joined lobby");
+    alice.expect_joined("alice");
     alice.send(b"still serving\n");
     alice.expect("alice: still serving");
     // ...and once the others leave, the delayed ones are served, in order.
@@ -165,11 +178,11 @@ fn descriptor_exhaustion_neither_spins_nor_crashes() {
         conns[i] = None;
     }
     for &i in &delayed {
-        conns[i].as_mut().unwrap().expect("NAME");
+        conns[i].as_mut().unwrap().expect(common::PROMPT);
     }
     let mut bob = conns[delayed[0]].take().unwrap();
     bob.send(b"bob\n");
-    bob.expect("* bob joined lobby");
+    bob.expect_joined("bob");
     alice.expect("* bob joined lobby");
     server.assert_running();
 
@@ -189,7 +202,7 @@ fn server_full_refuses_exactly_the_excess() {
     let mut held: Vec<Conn> = (0..32)
         .map(|_| {
             let mut c = Conn::connect(server.addr);
-            c.expect("NAME");
+            c.expect(common::PROMPT);
             c
         })
         .collect();
@@ -205,9 +218,9 @@ fn server_full_refuses_exactly_the_excess() {
     drop(held.remove(0));
     server.wait_for_log("): closed", 1);
     let mut c = Conn::connect(server.addr);
-    c.expect("NAME");
+    c.expect(common::PROMPT);
     c.send(b"newcomer\n");
-    c.expect("* newcomer joined lobby");
+    c.expect_joined("newcomer");
     let mut c = Conn::connect(server.addr);
     c.expect("! server full");
     c.expect_eof();
@@ -229,7 +242,7 @@ fn slow_loris_memory_is_bounded() {
     let mut conns: Vec<Conn> = (0..CONNS)
         .map(|_| {
             let mut c = Conn::connect(server.addr);
-            c.expect("NAME");
+            c.expect(common::PROMPT);
             c
         })
         .collect();
@@ -240,7 +253,7 @@ fn slow_loris_memory_is_bounded() {
     }
     for c in &mut conns {
         c.expect("! line too long (max 4096 bytes)");
-        c.expect("NAME");
+        c.expect(common::PROMPT);
     }
     let grown = server.rss().saturating_sub(rss_before);
     assert!(

@@ -77,7 +77,15 @@ fn sigterm_shuts_down_gracefully() {
     let mut proc = ServerProcess::spawn(None, &["--port", "0"]);
     let mut c = TcpStream::connect(proc.addr).unwrap();
     c.write_all(b"alice\n").unwrap();
-    assert_eq!(read_lines(&mut c, 2), ["NAME", "* alice joined lobby"]);
+    assert_eq!(
+        read_lines(&mut c, 4),
+        [
+            common::PROMPT,
+            "* alice joined lobby",
+            "* welcome to chatroom, alice! /help lists the commands",
+            "* lobby has 1 member: alice"
+        ]
+    );
     proc.signal(libc::SIGTERM);
     assert_eq!(read_lines(&mut c, 1), ["* server shutting down"]);
     let mut rest = Vec::new();
@@ -183,8 +191,14 @@ fn ipv6_bind() {
     let mut c = TcpStream::connect(addr).unwrap();
     c.write_all(b"six\nhello\n").unwrap();
     assert_eq!(
-        read_lines(&mut c, 3),
-        ["NAME", "* six joined lobby", "six: hello"]
+        read_lines(&mut c, 5),
+        [
+            common::PROMPT,
+            "* six joined lobby",
+            "* welcome to chatroom, six! /help lists the commands",
+            "* lobby has 1 member: six",
+            "six: hello"
+        ]
     );
 }
 
@@ -226,8 +240,14 @@ fn log_levels() {
     // A registration and a chat line: the loop runs and logs nothing.
     c.write_all(b"quiet\nhello\n").unwrap();
     assert_eq!(
-        read_lines(&mut c, 3),
-        ["NAME", "* quiet joined lobby", "quiet: hello"]
+        read_lines(&mut c, 5),
+        [
+            common::PROMPT,
+            "* quiet joined lobby",
+            "* welcome to chatroom, quiet! /help lists the commands",
+            "* lobby has 1 member: quiet",
+            "quiet: hello"
+        ]
     );
     drop(c);
     // SAFETY: signals our own child.
@@ -241,4 +261,63 @@ fn log_levels() {
         .unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(0));
     assert_eq!(log, "", "RUST_LOG=warn should silence info lines");
+}
+
+/// Flag errors: one format (`chatroom: <flag>: <what is wrong>`, exit 2,
+/// no Rust debug output), ranges stated, both `--flag value` and
+/// `--flag=value`, duplicates refused, and `--bind` takes host names.
+#[test]
+fn flag_errors_are_clear() {
+    for (args, want) in [
+        (
+            &["--port", "70000"][..],
+            "chatroom: --port: must be a whole number 0-65535 (got \"70000\")",
+        ),
+        (
+            &["--port=70000"][..],
+            "chatroom: --port: must be a whole number 0-65535 (got \"70000\")",
+        ),
+        (&["--port", "1", "--port", "2"][..], "chatroom: --port: given more than once"),
+        (
+            &["--log-level", "loud"][..],
+            "chatroom: --log-level: must be one of off, error, warn, info, debug, trace (got \"loud\")",
+        ),
+        (
+            &["--max-outbuf", "1"][..],
+            "chatroom: --max-outbuf: must be 16896-1073741824 (at least four of the longest lines, 16896 with --max-line 4096)",
+        ),
+        (&["--motd", "/nonexistent/motd"][..], "chatroom: --motd: cannot read /nonexistent/motd: No such file or directory (os error 2)"),
+        (&["--frobnicate"][..], "chatroom: --frobnicate: unknown flag"),
+    ] {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.lines().next(), Some(want), "{args:?}");
+        assert!(!err.contains("Os {") && !err.contains("kind:"), "{err}");
+    }
+}
+
+/// `--bind localhost` resolves; `--port=0` works; a port in use says so
+/// and suggests `--port 0`.
+#[test]
+fn bind_by_name_and_address_in_use() {
+    let first = ServerProcess::spawn(None, &["--bind", "localhost", "--port=0"]);
+    assert!(first.addr.ip().is_loopback(), "{}", first.addr);
+    let out = Command::new(BIN)
+        .args([
+            "--bind",
+            &first.addr.ip().to_string(),
+            "--port",
+            &first.addr.port().to_string(),
+        ])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("address in use") && err.contains("--port 0"),
+        "{err}"
+    );
+    first.terminate();
 }

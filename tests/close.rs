@@ -33,9 +33,9 @@ fn flood_victim(alice: &mut Client, n: usize) {
 fn quit_with_input_in_flight_loses_nothing() {
     let server = start_with(test_config());
     let mut victim = Client::connect_small(server.addr, 4096);
-    victim.expect("NAME");
+    victim.expect_prompt();
     victim.send("victim");
-    victim.expect("* victim joined lobby");
+    victim.expect_joined("victim", "lobby");
     let mut alice = Client::login(server.addr, "alice");
     victim.expect("* alice joined lobby");
     flood_victim(&mut alice, 300);
@@ -61,7 +61,7 @@ fn login_timeout_with_input_in_flight_is_a_clean_close() {
         ..test_config()
     });
     let mut c = Client::connect(server.addr);
-    c.expect("NAME");
+    c.expect_prompt();
     c.expect("! login timeout");
     // Bytes that arrive after the server decided to close.
     let _ = c.reader.get_mut().write_all(b"late name\nlate\n");
@@ -91,9 +91,9 @@ fn server_full_with_input_in_flight_is_a_clean_close() {
 fn shutdown_with_input_in_flight_loses_nothing() {
     let server = start_with(test_config());
     let mut victim = Client::connect_small(server.addr, 4096);
-    victim.expect("NAME");
+    victim.expect_prompt();
     victim.send("victim");
-    victim.expect("* victim joined lobby");
+    victim.expect_joined("victim", "lobby");
     let mut alice = Client::login(server.addr, "alice");
     victim.expect("* alice joined lobby");
     flood_victim(&mut alice, 300);
@@ -125,9 +125,9 @@ fn close_flush_timeout_fires() {
         ..test_config()
     });
     let mut sleepy = Client::connect_small(server.addr, 4096);
-    sleepy.expect("NAME");
+    sleepy.expect_prompt();
     sleepy.send("sleepy");
-    sleepy.expect("* sleepy joined lobby");
+    sleepy.expect_joined("sleepy", "lobby");
     let mut alice = Client::login(server.addr, "alice");
     sleepy.expect("* alice joined lobby");
     flood_victim(&mut alice, OVER_SOCKET_BUFFERS);
@@ -148,9 +148,9 @@ fn shutdown_deadline_expires() {
         ..test_config()
     });
     let mut sleepy = Client::connect_small(server.addr, 4096);
-    sleepy.expect("NAME");
+    sleepy.expect_prompt();
     sleepy.send("sleepy");
-    sleepy.expect("* sleepy joined lobby");
+    sleepy.expect_joined("sleepy", "lobby");
     let mut alice = Client::login(server.addr, "alice");
     sleepy.expect("* alice joined lobby");
     flood_victim(&mut alice, OVER_SOCKET_BUFFERS);

@@ -261,7 +261,7 @@ fn connections_per_address_are_limited() {
     let mut held: Vec<Client> = (0..3)
         .map(|_| {
             let mut c = Client::connect_from(server.addr, two);
-            c.expect("NAME");
+            c.expect_prompt();
             c
         })
         .collect();
@@ -269,13 +269,13 @@ fn connections_per_address_are_limited() {
     fourth.expect("! too many connections from your address");
     fourth.expect_eof();
     let mut other = Client::connect_from(server.addr, "127.0.0.3".parse().unwrap());
-    other.expect("NAME");
+    other.expect_prompt();
     held[0].send("/quit");
     held[0].expect_eof();
     drop(held.remove(0));
     server.wait_for("the slot to be freed", |s| s.connections == 3);
     let mut again = Client::connect_from(server.addr, two);
-    again.expect("NAME");
+    again.expect_prompt();
     assert_eq!(server.handle.stats().per_ip_refusals, 1);
 }
 
@@ -294,7 +294,7 @@ fn connect_rate_is_limited_and_loopback_exempt_by_default() {
     let four: IpAddr = "127.0.0.4".parse().unwrap();
     for _ in 0..4 {
         let mut c = Client::connect_from(limited.addr, four);
-        c.expect("NAME");
+        c.expect_prompt();
     }
     let mut c = Client::connect_from(limited.addr, four);
     c.expect("! connecting too fast; try again later");
@@ -381,9 +381,9 @@ fn stalled_writer_is_dropped() {
         ..test_config()
     });
     let mut sleepy = Client::connect_small(server.addr, 4096);
-    sleepy.expect("NAME");
+    sleepy.expect_prompt();
     sleepy.send("sleepy");
-    sleepy.expect("* sleepy joined lobby");
+    sleepy.expect_joined("sleepy", "lobby");
     let mut alice = Client::login(server.addr, "alice");
     let line = "z".repeat(1000);
     // More than the kernel's socket buffers take, so output waits in the

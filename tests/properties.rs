@@ -88,17 +88,27 @@ fn check_parse(line: &str) -> Result<(), TestCaseError> {
         Ok(None) => prop_assert!(line.trim().is_empty(), "non-blank line ignored: {:?}", line),
         Ok(Some(cmd)) => {
             match cmd {
+                // Names and rooms: the rest of the line without the blanks
+                // around it (the chat checks the name rules).
                 Command::Join(a) | Command::Nick(a) => {
-                    prop_assert!(!a.is_empty() && !a.contains(' '))
+                    prop_assert!(!a.is_empty() && !a.starts_with(' ') && !a.ends_with(' '))
                 }
+                Command::Help(Some(w)) => prop_assert!(!w.is_empty() && !w.contains(' ')),
                 Command::Msg { to, text } => {
                     prop_assert!(!to.is_empty() && !to.contains(' '));
                     prop_assert!(!text.trim().is_empty());
                 }
-                Command::Me(t) | Command::Say(t) | Command::Quit(Some(t)) => {
-                    prop_assert!(!t.trim().is_empty())
-                }
-                Command::Help | Command::Who | Command::Rooms | Command::Quit(None) => {}
+                Command::Me(t)
+                | Command::Say(t)
+                | Command::Quit(Some(t))
+                | Command::Topic(Some(t))
+                | Command::Away(Some(t)) => prop_assert!(!t.trim().is_empty()),
+                Command::Help(None)
+                | Command::Who
+                | Command::Rooms
+                | Command::Quit(None)
+                | Command::Topic(None)
+                | Command::Away(None) => {}
             }
             let wire = cmd.to_string();
             prop_assert_eq!(parse_command(&wire), Ok(Some(cmd)), "via {:?}", wire);

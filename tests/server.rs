@@ -15,11 +15,11 @@ fn registration() {
     let server = start_server();
     let mut alice = Client::connect(server.addr);
     alice.send("alice"); // before reading the prompt
-    alice.expect("NAME");
-    alice.expect("* alice joined lobby");
+    alice.expect_prompt();
+    alice.expect_joined("alice", "lobby");
 
     let mut other = Client::connect(server.addr);
-    other.expect("NAME");
+    other.expect_prompt();
     for (bad, err) in [
         ("ALICE", "! name taken: ALICE"),
         ("two words", "! invalid name: use 1-32 of A-Z a-z 0-9 _ -"),
@@ -31,10 +31,10 @@ fn registration() {
     ] {
         other.send(bad);
         other.expect(err);
-        other.expect("NAME");
+        other.expect_prompt();
     }
     other.send("  bob  ");
-    other.expect("* bob joined lobby");
+    other.expect_joined("bob", "lobby");
     alice.expect("* bob joined lobby");
 }
 
@@ -75,28 +75,38 @@ fn commands() {
     alice.expect("* bob joined lobby");
 
     alice.send("/help");
-    alice.expect(&format!("* {}", chatroom::protocol::HELP_TEXT));
+    let lines = chatroom::protocol::help_lines(78);
+    for line in &lines {
+        alice.expect(&format!("* {line}"));
+    }
+    alice.send("/help away");
+    alice.expect("* /away [message]: mark yourself away with a message; alone: back");
     alice.send("/who");
-    let who = alice.read_line().unwrap();
-    assert!(
-        who == "* lobby has 2 members: alice, bob" || who == "* lobby has 2 members: bob, alice",
-        "{who}"
-    );
+    alice.expect("* lobby has 2 members: alice, bob");
     alice.send("/msg BOB psst");
     alice.expect("[pm alice -> bob] psst");
     bob.expect("[pm alice -> bob] psst");
     alice.send("/msg nobody hi");
     alice.expect("! no such user: nobody");
     alice.send("/me waves");
-    alice.expect("* alice waves");
-    bob.expect("* alice waves");
+    alice.expect("+ alice waves");
+    bob.expect("+ alice waves");
+    bob.send("/topic rust");
+    bob.expect("* bob set the topic for lobby: rust");
+    alice.expect("* bob set the topic for lobby: rust");
+    bob.send("/away brb");
+    bob.expect("* you are away: brb");
+    alice.send("/msg bob hi");
+    alice.expect("[pm alice -> bob] hi");
+    alice.expect("* bob is away: brb");
+    bob.expect("[pm alice -> bob] hi");
     alice.send("/nick Al");
     alice.expect("* alice is now known as Al");
     bob.expect("* alice is now known as Al");
     bob.send("/nick al");
     bob.expect("! name taken: al");
     alice.send("/join games");
-    alice.expect("* Al joined games");
+    alice.expect_joined("Al", "games");
     bob.expect("* Al left for games");
     alice.send("/rooms");
     alice.expect("* 2 rooms: games (1), lobby (1)");
@@ -107,10 +117,24 @@ fn commands() {
     alice.send("/quit see you");
     alice.expect("* Al left (quit: see you)");
     alice.expect_eof();
-    // bob is in another room: not told; the name is free again.
-    let mut al2 = Client::login(server.addr, "al");
+    // bob is in another room: not told; the name is free again, and a
+    // newcomer to the lobby sees its topic, its history and who is away.
+    let mut al2 = Client::connect(server.addr);
+    al2.expect_prompt();
+    al2.send("al");
+    let burst = al2.expect_joined("al", "lobby");
+    assert_eq!(burst.len(), 3, "{burst:?}");
+    assert_eq!(
+        burst[0],
+        "* welcome to chatroom, al! /help lists the commands"
+    );
+    assert_eq!(burst[1], "* topic for lobby: rust");
+    assert!(
+        burst[2].starts_with("# ") && burst[2].ends_with("Z + alice waves"),
+        "{burst:?}"
+    );
     al2.send("/who");
-    al2.expect("* lobby has 2 members: bob, al");
+    al2.expect("* lobby has 2 members: al, bob (away)");
 }
 
 /// On EOF every complete line is processed, a final unterminated line too,
@@ -207,7 +231,7 @@ fn login_timeout() {
         ..test_config()
     });
     let mut idle = Client::connect(server.addr);
-    idle.expect("NAME");
+    idle.expect_prompt();
     idle.expect("! login timeout");
     idle.expect_eof();
     // A registered client is not affected by the timer.
@@ -293,9 +317,9 @@ fn big_rooms_get_summaries() {
     let c = Client::login(server.addr, "c"); // 3 members > 2: counted
     let mut d = Client::login(server.addr, "d");
     drop(c);
-    a.expect("* 2 joined, 1 left");
-    b.expect("* 2 joined, 1 left");
-    d.expect("* 2 joined, 1 left");
+    a.expect("* lobby: 2 joined, 1 left");
+    b.expect("* lobby: 2 joined, 1 left");
+    d.expect("* lobby: 2 joined, 1 left");
     // Chat is still delivered to everyone, in order after the summary.
     b.send("hi");
     a.expect("b: hi");
@@ -364,7 +388,7 @@ fn graceful_shutdown() {
     let server = start_server();
     let mut alice = Client::login(server.addr, "alice");
     let mut pending = Client::connect(server.addr);
-    pending.expect("NAME");
+    pending.expect_prompt();
     let addr = server.addr;
     server.stop().expect("run returns Ok");
     alice.expect("* server shutting down");

@@ -244,8 +244,11 @@ fn chatroom_line<'a>(name: &str, line: &'a [u8]) -> Event<'a> {
                 Event::Nothing
             }
         }
-        ServerLine::Prompt => Event::Nothing,
+        // The join burst's history lines are old chat, not deliveries of
+        // this run.
+        ServerLine::Prompt | ServerLine::History { .. } => Event::Nothing,
         ServerLine::Error(e) => Event::ServerError(e),
+        ServerLine::Action { .. } => Event::Malformed(line),
         ServerLine::Private { .. } | ServerLine::Other(_) => Event::Malformed(line),
     }
 }

@@ -17,16 +17,29 @@ fn check_command(line: &str) {
         Ok(Some(cmd)) => {
             match cmd {
                 Command::Join(arg) | Command::Nick(arg) => {
-                    assert!(!arg.is_empty() && !arg.contains(' '), "{cmd:?}")
+                    assert!(
+                        !arg.is_empty() && !arg.starts_with(' ') && !arg.ends_with(' '),
+                        "{cmd:?}"
+                    )
+                }
+                Command::Help(Some(word)) => {
+                    assert!(!word.is_empty() && !word.contains(' '), "{cmd:?}")
                 }
                 Command::Msg { to, text } => {
                     assert!(!to.is_empty() && !to.contains(' '), "{cmd:?}");
                     assert!(!text.trim().is_empty(), "{cmd:?}");
                 }
-                Command::Me(action) => assert!(!action.trim().is_empty(), "{cmd:?}"),
-                Command::Quit(Some(reason)) => assert!(!reason.trim().is_empty(), "{cmd:?}"),
-                Command::Say(text) => assert!(!text.trim().is_empty(), "{cmd:?}"),
-                Command::Help | Command::Who | Command::Rooms | Command::Quit(None) => {}
+                Command::Me(text)
+                | Command::Say(text)
+                | Command::Quit(Some(text))
+                | Command::Topic(Some(text))
+                | Command::Away(Some(text)) => assert!(!text.trim().is_empty(), "{cmd:?}"),
+                Command::Help(None)
+                | Command::Who
+                | Command::Rooms
+                | Command::Quit(None)
+                | Command::Topic(None)
+                | Command::Away(None) => {}
             }
             let wire = cmd.to_string();
             if !line.contains('\n') {

@@ -1,6 +1,7 @@
-//! The single-process bus: names, rooms and big-room counts held here, every
-//! decision taken and delivered at once, in the one order of the event loop.
-//! Pure: it sees clients as keys and speaks only through an [`Outbox`].
+//! The single-process bus: names, rooms, topics, history, away messages and
+//! big-room counts held here, every decision taken and delivered at once, in
+//! the one order of the event loop. Pure: it sees clients as keys and speaks
+//! only through an [`Outbox`]; the time comes from the caller.
 //!
 //! Every line is encoded once into a scratch buffer and the same bytes are
 //! handed to each recipient; nothing here allocates per recipient.
@@ -9,7 +10,7 @@ use std::collections::HashMap;
 
 use log::{debug, info};
 
-use super::{Bus, ClientId};
+use super::{Bus, ChatSettings, ClientId};
 use crate::outbox::Outbox;
 use crate::protocol::lines::{self, Leave, Refusal, PROMPT_LINE};
 use crate::protocol::{self, LOBBY};
@@ -25,6 +26,8 @@ struct Client {
     name: Box<str>,
     /// The connection's unique id, for the log.
     id: u64,
+    /// Set by `/away`.
+    away: Option<Box<str>>,
 }
 
 /// All chat state of one process.
@@ -35,9 +38,9 @@ pub struct LocalBus {
     /// Lower-cased name to key: names are unique case-insensitively.
     names: HashMap<Box<str>, usize>,
     rooms: Rooms,
-    /// Rooms above this many members get summaries instead of per-client
-    /// join/leave notices.
-    notice_limit: usize,
+    settings: ChatSettings,
+    /// Unix seconds, for history lines.
+    now: u64,
     /// Scratch buffer: each outgoing line is encoded here once.
     line: String,
 }
@@ -71,13 +74,14 @@ impl Folded {
 }
 
 impl LocalBus {
-    /// An empty chat; rooms above `notice_limit` members get summaries.
-    pub fn new(notice_limit: usize) -> LocalBus {
+    /// An empty chat.
+    pub fn new(settings: ChatSettings) -> LocalBus {
         LocalBus {
             clients: Vec::new(),
             names: HashMap::new(),
             rooms: Rooms::new(),
-            notice_limit,
+            settings,
+            now: 0,
             line: String::with_capacity(256),
         }
     }
@@ -105,22 +109,74 @@ impl LocalBus {
         out.send_all(self.rooms.room(room).members(), self.line.as_bytes());
     }
 
+    /// Sends the scratch line (a chat or action line) to `room` and keeps
+    /// it in the room's history.
+    fn say_to_room(&mut self, room: RoomId, out: &mut impl Outbox) {
+        self.to_room(room, out);
+        let (now, max) = (self.now, self.settings.history_lines);
+        let line = self.line.trim_end_matches('\n');
+        self.rooms.room_mut(room).history.push(now, line, max);
+    }
+
     /// Puts `key` into room `name` and announces it (big rooms: to the
-    /// joiner only, the rest counted for a summary).
-    fn enter(&mut self, key: usize, name: &str, out: &mut impl Outbox) {
+    /// joiner only, the rest counted for a summary); `welcome` adds the
+    /// welcome and message of the day. Then tells the joiner the room's
+    /// topic, its recent history and its members, the member list last.
+    fn enter(&mut self, key: usize, name: &str, welcome: bool, out: &mut impl Outbox) {
         let (id, members) = self.rooms.join(key, name);
         self.line.clear();
-        lines::joined(
-            &mut self.line,
-            name_in(&self.clients, key),
-            self.rooms.room(id).name(),
-        );
-        if members > self.notice_limit {
+        let who = name_in(&self.clients, key);
+        lines::joined(&mut self.line, who, self.rooms.room(id).name());
+        if members > self.settings.notice_limit {
             out.send(key, self.line.as_bytes());
             self.rooms.count(id, true);
         } else {
             self.to_room(id, out);
         }
+        self.line.clear();
+        if welcome {
+            lines::welcome(&mut self.line, who);
+            for m in &self.settings.motd {
+                lines::motd(&mut self.line, m);
+            }
+        }
+        let room = self.rooms.room(id);
+        if let Some(topic) = &room.topic {
+            lines::topic(&mut self.line, room.name(), Some(topic));
+        }
+        for (at, line) in room.history.iter() {
+            lines::history(&mut self.line, at, line);
+        }
+        self.members_line(id);
+        // One send per line: a codec frames each line on its own.
+        for line in self.line.split_inclusive('\n') {
+            out.send(key, line.as_bytes());
+        }
+    }
+
+    /// Appends `* <room> has <n> members: a, b (away), ...` to the scratch
+    /// line, names sorted case-insensitively, at most [`MAX_LISTED`].
+    fn members_line(&mut self, id: RoomId) {
+        let r = self.rooms.room(id);
+        let mut names: Vec<(&str, bool)> = r
+            .members()
+            .iter()
+            .filter_map(|&m| self.clients.get(m).and_then(Option::as_ref))
+            .map(|c| (&*c.name, c.away.is_some()))
+            .collect();
+        names.sort_unstable_by(|a, b| {
+            a.0.to_ascii_lowercase()
+                .cmp(&b.0.to_ascii_lowercase())
+                .then(a.0.cmp(b.0))
+        });
+        let n = names.len();
+        lines::listing(
+            &mut self.line,
+            format_args!("{} has {n} member{}: ", r.name(), lines::plural(n)),
+            n,
+            names.iter().map(|&(name, away)| Member(name, away)),
+            MAX_LISTED,
+        );
     }
 
     /// Sends the leave notice in the scratch line for room `id`, which had
@@ -133,7 +189,7 @@ impl LocalBus {
         subject: Option<usize>,
         out: &mut impl Outbox,
     ) {
-        if before > self.notice_limit {
+        if before > self.settings.notice_limit {
             if let Some(k) = subject {
                 out.send(k, self.line.as_bytes());
             }
@@ -155,6 +211,10 @@ impl Bus for LocalBus {
         self.names.len()
     }
 
+    fn set_time(&mut self, unix_secs: u64) {
+        self.now = unix_secs;
+    }
+
     fn register(&mut self, c: ClientId, name: &str, out: &mut impl Outbox) {
         let Some(folded) = Folded::new(name) else {
             self.refuse(c.key, Refusal::InvalidName, out);
@@ -173,24 +233,27 @@ impl Bus for LocalBus {
         self.clients[c.key] = Some(Client {
             name: name.into(),
             id: c.id,
+            away: None,
         });
         info!("conn #{}: registered as {name}", c.id);
-        self.enter(c.key, LOBBY, out);
+        self.enter(c.key, LOBBY, true, out);
     }
 
     fn say(&mut self, key: usize, text: &str, out: &mut impl Outbox) {
-        debug!("conn {key} says {} bytes", text.len());
+        if let Some(c) = self.client(key) {
+            debug!("conn #{} says {} bytes", c.id, text.len());
+        }
         let room = self.room_of(key);
         self.line.clear();
         lines::chat(&mut self.line, name_in(&self.clients, key), text);
-        self.to_room(room, out);
+        self.say_to_room(room, out);
     }
 
     fn act(&mut self, key: usize, action: &str, out: &mut impl Outbox) {
         let room = self.room_of(key);
         self.line.clear();
         lines::action(&mut self.line, name_in(&self.clients, key), action);
-        self.to_room(room, out);
+        self.say_to_room(room, out);
     }
 
     fn join(&mut self, key: usize, target: &str, out: &mut impl Outbox) {
@@ -214,7 +277,7 @@ impl Bus for LocalBus {
         if let Some(left) = self.rooms.leave(key) {
             self.announce_leave(left.room, left.before, None, out);
         }
-        self.enter(key, target, out);
+        self.enter(key, target, false, out);
     }
 
     fn nick(&mut self, key: usize, new: &str, out: &mut impl Outbox) {
@@ -266,20 +329,18 @@ impl Bus for LocalBus {
         if to_key != key {
             out.send(to_key, self.line.as_bytes());
         }
+        if let Some(to) = self.clients.get(to_key).and_then(Option::as_ref) {
+            if let Some(away) = &to.away {
+                self.line.clear();
+                lines::is_away(&mut self.line, &to.name, away);
+                out.send(key, self.line.as_bytes());
+            }
+        }
     }
 
     fn who(&mut self, key: usize, out: &mut impl Outbox) {
-        let r = self.rooms.room(self.room_of(key));
-        let members = r.members();
-        let n = members.len();
         self.line.clear();
-        lines::listing(
-            &mut self.line,
-            format_args!("{} has {n} member{}: ", r.name(), lines::plural(n)),
-            n,
-            members.iter().map(|&m| name_in(&self.clients, m)),
-            MAX_LISTED,
-        );
+        self.members_line(self.room_of(key));
         out.send(key, self.line.as_bytes());
     }
 
@@ -295,6 +356,32 @@ impl Bus for LocalBus {
                 .map(|r| RoomCount(r.name(), r.members().len())),
             MAX_LISTED,
         );
+        out.send(key, self.line.as_bytes());
+    }
+
+    fn topic(&mut self, key: usize, topic: Option<&str>, out: &mut impl Outbox) {
+        let id = self.room_of(key);
+        self.line.clear();
+        let Some(text) = topic else {
+            let room = self.rooms.room(id);
+            lines::topic(&mut self.line, room.name(), room.topic.as_deref());
+            out.send(key, self.line.as_bytes());
+            return;
+        };
+        let new = (text != "-").then_some(text);
+        let who = name_in(&self.clients, key);
+        lines::topic_set(&mut self.line, who, self.rooms.room(id).name(), new);
+        info!("{}", self.line.trim_start_matches("* ").trim_end());
+        self.rooms.room_mut(id).topic = new.map(Into::into);
+        self.to_room(id, out);
+    }
+
+    fn away(&mut self, key: usize, message: Option<&str>, out: &mut impl Outbox) {
+        if let Some(client) = self.clients.get_mut(key).and_then(Option::as_mut) {
+            client.away = message.map(Into::into);
+        }
+        self.line.clear();
+        lines::away(&mut self.line, message);
         out.send(key, self.line.as_bytes());
     }
 
@@ -335,7 +422,7 @@ impl Bus for LocalBus {
     fn flush_notices(&mut self, out: &mut impl Outbox) {
         for (id, joins, leaves) in self.rooms.take_counts() {
             self.line.clear();
-            lines::summary(&mut self.line, joins, leaves);
+            lines::summary(&mut self.line, self.rooms.room(id).name(), joins, leaves);
             self.to_room(id, out);
         }
     }
@@ -347,6 +434,19 @@ struct RoomCount<'a>(&'a str, usize);
 impl std::fmt::Display for RoomCount<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} ({})", self.0, self.1)
+    }
+}
+
+/// `name`, or `name (away)`, in a member listing.
+struct Member<'a>(&'a str, bool);
+
+impl std::fmt::Display for Member<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.1 {
+            write!(f, "{} (away)", self.0)
+        } else {
+            f.write_str(self.0)
+        }
     }
 }
 

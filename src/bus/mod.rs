@@ -13,6 +13,18 @@ mod local;
 
 pub use local::{LocalBus, MAX_LISTED};
 
+/// What every bus needs to know of the chat's settings.
+#[derive(Debug, Clone, Default)]
+pub struct ChatSettings {
+    /// Rooms above this many members get summaries instead of per-client
+    /// join/leave notices.
+    pub notice_limit: usize,
+    /// Lines of history kept per room and shown on joining (0: none).
+    pub history_lines: usize,
+    /// The message of the day, shown after the welcome.
+    pub motd: Vec<String>,
+}
+
 use crate::outbox::Outbox;
 use crate::protocol::lines::Leave;
 
@@ -42,8 +54,13 @@ pub trait Bus {
     /// Registered clients on this node.
     fn registered(&self) -> usize;
 
-    /// Claims `name` for an unregistered client and puts it in the lobby;
-    /// a taken name gets `! name taken` and the prompt again.
+    /// The wall-clock time (Unix seconds) for history lines: the server
+    /// sets it every turn, tests as they like.
+    fn set_time(&mut self, unix_secs: u64);
+
+    /// Claims `name` (a valid name) for an unregistered client, puts it in
+    /// the lobby, welcomes it; a taken name gets `! name taken` and the
+    /// prompt again.
     fn register(&mut self, c: ClientId, name: &str, out: &mut impl Outbox);
 
     /// `text` from `key` to its room.
@@ -66,6 +83,12 @@ pub trait Bus {
 
     /// `/rooms`.
     fn rooms(&mut self, key: usize, out: &mut impl Outbox);
+
+    /// `/topic` (show), `/topic text` (set), `/topic -` (clear).
+    fn topic(&mut self, key: usize, topic: Option<&str>, out: &mut impl Outbox);
+
+    /// `/away message` (away) or `/away` (back).
+    fn away(&mut self, key: usize, message: Option<&str>, out: &mut impl Outbox);
 
     /// `key` leaves the chat (quit or disconnect): its name is free and its
     /// room is told how. Returns false, doing nothing, if it held no name.

@@ -400,11 +400,18 @@ impl Conn {
                 self.reason = reason;
                 true
             }
-            Phase::Draining | Phase::Lingering => {
+            // Output was still being written: a failure now lost some.
+            Phase::Draining => {
                 self.phase = Phase::Closing;
                 if matches!(reason, Reason::Reset | Reason::Error | Reason::FlushTimeout) {
                     self.reason = reason;
                 }
+                true
+            }
+            // Everything was written; a peer that resets now (it closed
+            // with our last lines unread) closed normally as far as we care.
+            Phase::Lingering => {
+                self.phase = Phase::Closing;
                 true
             }
         }

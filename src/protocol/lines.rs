@@ -6,10 +6,14 @@
 
 use std::fmt::{self, Write as _};
 
-use super::{is_valid_name, ParseError, TextError, ERROR_PREFIX, NOTICE_PREFIX, PROMPT};
+use super::{
+    is_valid_name, ParseError, TextError, ACTION_PREFIX, ERROR_PREFIX, HISTORY_PREFIX,
+    NOTICE_PREFIX, PROMPT,
+};
 
-/// The prompt as a whole line.
-pub const PROMPT_LINE: &str = "NAME\n";
+/// The prompt as a whole line: `NAME` first (clients look at that word),
+/// then what to do.
+pub const PROMPT_LINE: &str = "NAME choose a name: 1-32 of A-Z a-z 0-9 _ -\n";
 /// The notice every client gets when the server stops, as a whole line.
 pub const SHUTDOWN_LINE: &str = "* server shutting down\n";
 
@@ -91,9 +95,10 @@ pub fn chat(buf: &mut String, from: &str, text: &str) {
     buf.push('\n');
 }
 
-/// Appends `* <who> <action>`.
+/// Appends `+ <who> <action>`: actions have their own prefix, so no text a
+/// client writes can come out as a `* ` line only the server may send.
 pub fn action(buf: &mut String, who: &str, action: &str) {
-    let _ = writeln!(buf, "{NOTICE_PREFIX}{who} {action}");
+    let _ = writeln!(buf, "{ACTION_PREFIX}{who} {action}");
 }
 
 /// Appends `[pm <from> -> <to>] <text>`.
@@ -122,14 +127,91 @@ pub fn renamed(buf: &mut String, old: &str, new: &str) {
     let _ = writeln!(buf, "{NOTICE_PREFIX}{old} is now known as {new}");
 }
 
-/// Appends a big room's summary, `* 3 joined, 1 left` (a zero part is left
-/// out). `joins + leaves` must not be 0.
-pub fn summary(buf: &mut String, joins: u32, leaves: u32) {
+/// Appends a big room's summary, `* lobby: 3 joined, 1 left` (a zero part
+/// is left out; the room and colon keep it apart from a client named `3`
+/// leaving). `joins + leaves` must not be 0.
+pub fn summary(buf: &mut String, room: &str, joins: u32, leaves: u32) {
     let _ = match (joins, leaves) {
-        (0, l) => writeln!(buf, "{NOTICE_PREFIX}{l} left"),
-        (j, 0) => writeln!(buf, "{NOTICE_PREFIX}{j} joined"),
-        (j, l) => writeln!(buf, "{NOTICE_PREFIX}{j} joined, {l} left"),
+        (0, l) => writeln!(buf, "{NOTICE_PREFIX}{room}: {l} left"),
+        (j, 0) => writeln!(buf, "{NOTICE_PREFIX}{room}: {j} joined"),
+        (j, l) => writeln!(buf, "{NOTICE_PREFIX}{room}: {j} joined, {l} left"),
     };
+}
+
+/// Appends the welcome a client gets once registered.
+pub fn welcome(buf: &mut String, name: &str) {
+    let _ = writeln!(
+        buf,
+        "{NOTICE_PREFIX}welcome to chatroom, {name}! /help lists the commands"
+    );
+}
+
+/// Appends one line of the message of the day.
+pub fn motd(buf: &mut String, line: &str) {
+    let _ = writeln!(buf, "{NOTICE_PREFIX}motd: {line}");
+}
+
+/// Appends a room's topic as shown on joining or to `/topic`.
+pub fn topic(buf: &mut String, room: &str, topic: Option<&str>) {
+    let _ = match topic {
+        Some(t) => writeln!(buf, "{NOTICE_PREFIX}topic for {room}: {t}"),
+        None => writeln!(buf, "{NOTICE_PREFIX}no topic for {room}"),
+    };
+}
+
+/// Appends the notice that `who` set (or, with `None`, cleared) a topic.
+pub fn topic_set(buf: &mut String, who: &str, room: &str, topic: Option<&str>) {
+    let _ = match topic {
+        Some(t) => writeln!(buf, "{NOTICE_PREFIX}{who} set the topic for {room}: {t}"),
+        None => writeln!(buf, "{NOTICE_PREFIX}{who} cleared the topic for {room}"),
+    };
+}
+
+/// Appends what `/away` tells the one who used it.
+pub fn away(buf: &mut String, message: Option<&str>) {
+    let _ = match message {
+        Some(m) => writeln!(buf, "{NOTICE_PREFIX}you are away: {m}"),
+        None => writeln!(buf, "{NOTICE_PREFIX}you are back"),
+    };
+}
+
+/// Appends the away message a `/msg` to `who` gets back.
+pub fn is_away(buf: &mut String, who: &str, message: &str) {
+    let _ = writeln!(buf, "{NOTICE_PREFIX}{who} is away: {message}");
+}
+
+/// Appends a line of a room's recent history: `# <time> <line>`, the time
+/// in UTC (RFC 3339), so clients and scripts tell it from live chat. `line`
+/// is the chat or action line as it was sent, without its `\n`.
+pub fn history(buf: &mut String, unix_secs: u64, line: &str) {
+    buf.push_str(HISTORY_PREFIX);
+    push_utc(buf, unix_secs);
+    buf.push(' ');
+    buf.push_str(line);
+    buf.push('\n');
+}
+
+/// Appends `unix_secs` as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn push_utc(buf: &mut String, unix_secs: u64) {
+    let days = unix_secs / 86_400;
+    let secs = unix_secs % 86_400;
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let _ = write!(
+        buf,
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    );
 }
 
 /// Appends `* <text>`: a notice with no other shape (the `/help` text).
@@ -170,10 +252,25 @@ pub fn plural(n: usize) -> &'static str {
 /// `Chat` lines, the example client styles each kind).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServerLine<'a> {
-    /// `NAME`: the server asks for a name.
+    /// `NAME ...`: the server asks for a name.
     Prompt,
-    /// `* text`: a server notice (or a `/me` action), text without the prefix.
+    /// `* text`: a server notice, text without the prefix. Only the server
+    /// can make one: no line a client sends comes out in this shape.
     Notice(&'a str),
+    /// `+ name action`: a `/me` action.
+    Action {
+        /// Who acted.
+        from: &'a str,
+        /// The action.
+        text: &'a str,
+    },
+    /// `# time line`: a line of the room's history, sent on joining.
+    History {
+        /// When it was sent, `YYYY-MM-DDTHH:MM:SSZ`.
+        at: &'a str,
+        /// The line as it was sent (parse it again for its kind).
+        line: &'a str,
+    },
     /// `! text`: an error for this client, text without the prefix.
     Error(&'a str),
     /// `[pm from -> to] text`: a private message.
@@ -198,8 +295,26 @@ pub enum ServerLine<'a> {
 
 /// Classifies one line received from the server.
 pub fn parse_server_line(line: &str) -> ServerLine<'_> {
-    if line == PROMPT {
+    if line == PROMPT
+        || line
+            .strip_prefix(PROMPT)
+            .is_some_and(|r| r.starts_with(' '))
+    {
         return ServerLine::Prompt;
+    }
+    if let Some(rest) = line.strip_prefix(ACTION_PREFIX) {
+        if let Some((from, text)) = rest.split_once(' ') {
+            if is_valid_name(from) {
+                return ServerLine::Action { from, text };
+            }
+        }
+    }
+    if let Some(rest) = line.strip_prefix(HISTORY_PREFIX) {
+        if let Some((at, inner)) = rest.split_once(' ') {
+            if at.len() == 20 && at.ends_with('Z') {
+                return ServerLine::History { at, line: inner };
+            }
+        }
     }
     if let Some(text) = line.strip_prefix(NOTICE_PREFIX) {
         return ServerLine::Notice(text);
@@ -238,7 +353,29 @@ mod tests {
         use ServerLine::*;
         let cases: &[(&str, ServerLine<'_>)] = &[
             ("NAME", Prompt),
+            ("NAME choose a name", Prompt),
+            (
+                "NAMES: x",
+                Chat {
+                    from: "NAMES",
+                    text: "x",
+                },
+            ),
             ("* alice joined lobby", Notice("alice joined lobby")),
+            (
+                "+ alice waves: hi",
+                Action {
+                    from: "alice",
+                    text: "waves: hi",
+                },
+            ),
+            (
+                "# 2026-11-24T21:03:05Z bob: hi",
+                History {
+                    at: "2026-11-24T21:03:05Z",
+                    line: "bob: hi",
+                },
+            ),
             ("! name taken: bob", Error("name taken: bob")),
             (
                 "[pm a -> b] hi: there",
@@ -299,7 +436,13 @@ mod tests {
                 text: "psst",
             },
         );
-        enc(&|b| action(b, "a", "waves"), Notice("a waves"));
+        enc(
+            &|b| action(b, "a", "waves"),
+            Action {
+                from: "a",
+                text: "waves",
+            },
+        );
         enc(&|b| joined(b, "a", "lobby"), Notice("a joined lobby"));
         enc(&|b| left(b, "a", Leave::Closed), Notice("a left"));
         enc(
@@ -319,9 +462,40 @@ mod tests {
             Notice("a left for games"),
         );
         enc(&|b| renamed(b, "a", "b"), Notice("a is now known as b"));
-        enc(&|b| summary(b, 3, 0), Notice("3 joined"));
-        enc(&|b| summary(b, 0, 2), Notice("2 left"));
-        enc(&|b| summary(b, 3, 2), Notice("3 joined, 2 left"));
+        enc(&|b| summary(b, "lobby", 3, 0), Notice("lobby: 3 joined"));
+        enc(&|b| summary(b, "lobby", 0, 2), Notice("lobby: 2 left"));
+        enc(
+            &|b| summary(b, "lobby", 3, 2),
+            Notice("lobby: 3 joined, 2 left"),
+        );
+        enc(
+            &|b| welcome(b, "a"),
+            Notice("welcome to chatroom, a! /help lists the commands"),
+        );
+        enc(&|b| motd(b, "be nice"), Notice("motd: be nice"));
+        enc(
+            &|b| topic(b, "lobby", Some("cats")),
+            Notice("topic for lobby: cats"),
+        );
+        enc(&|b| topic(b, "lobby", None), Notice("no topic for lobby"));
+        enc(
+            &|b| topic_set(b, "a", "lobby", Some("x")),
+            Notice("a set the topic for lobby: x"),
+        );
+        enc(
+            &|b| topic_set(b, "a", "lobby", None),
+            Notice("a cleared the topic for lobby"),
+        );
+        enc(&|b| away(b, Some("lunch")), Notice("you are away: lunch"));
+        enc(&|b| away(b, None), Notice("you are back"));
+        enc(&|b| is_away(b, "a", "lunch"), Notice("a is away: lunch"));
+        enc(
+            &|b| history(b, 1_796_050_985, "a: hi"),
+            History {
+                at: "2026-11-30T15:03:05Z",
+                line: "a: hi",
+            },
+        );
         enc(
             &|b| refusal(b, Refusal::NameTaken("bob")),
             Error("name taken: bob"),
@@ -356,6 +530,21 @@ mod tests {
                 *want,
                 "{line:?}"
             );
+        }
+    }
+
+    #[test]
+    fn utc_times() {
+        let cases = [
+            (0, "1970-01-01T00:00:00Z"),
+            (951_782_400, "2000-02-29T00:00:00Z"),
+            (1_796_050_985, "2026-11-30T15:03:05Z"),
+            (4_102_444_799, "2099-12-31T23:59:59Z"),
+        ];
+        for (secs, want) in cases {
+            let mut s = String::new();
+            push_utc(&mut s, secs);
+            assert_eq!(s, want);
         }
     }
 }

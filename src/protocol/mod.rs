@@ -7,7 +7,9 @@
 pub mod command;
 pub mod lines;
 
-pub use command::{parse_command, Command, ParseError, HELP_TEXT};
+pub use command::{
+    help_for, help_lines, parse_command, Command, CommandHelp, ParseError, COMMANDS,
+};
 pub use lines::{parse_server_line, Refusal, ServerLine};
 
 use std::borrow::Cow;
@@ -21,8 +23,12 @@ pub const DEFAULT_PORT: u16 = 5550;
 pub const MAX_NAME_CHARS: usize = 32;
 /// The room every client starts in.
 pub const LOBBY: &str = "lobby";
-/// Starts every server notice.
+/// Starts every server notice; only the server can make such a line.
 pub const NOTICE_PREFIX: &str = "* ";
+/// Starts every `/me` action.
+pub const ACTION_PREFIX: &str = "+ ";
+/// Starts every line of a room's history, sent on joining.
+pub const HISTORY_PREFIX: &str = "# ";
 /// Starts every error sent to one client.
 pub const ERROR_PREFIX: &str = "! ";
 /// The notice sent to everyone when the server stops.

@@ -36,7 +36,7 @@ use mio::{Events, Poll, Token, Waker};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
-use crate::bus::{Bus as _, LocalBus};
+use crate::bus::{Bus as _, ChatSettings, LocalBus};
 use crate::chat::Chat;
 use crate::config::Config;
 use crate::conn::{Reason, Role};
@@ -59,6 +59,13 @@ const SIGNALS: Token = Token(usize::MAX - 2);
 pub const NOTICE_INTERVAL: Duration = Duration::from_secs(2);
 /// How often empty buffers of quiet connections are released.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The wall clock in Unix seconds (0 if the clock is before 1970).
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
 
 /// How a server's run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,7 +170,14 @@ impl Server {
                 config.write_timeout,
                 Arc::clone(&shared),
             ),
-            chat: Chat::new(LocalBus::new(config.notice_limit), config.max_line),
+            chat: Chat::new(
+                LocalBus::new(ChatSettings {
+                    notice_limit: config.notice_limit,
+                    history_lines: config.history,
+                    motd: config.motd.clone(),
+                }),
+                config.max_line,
+            ),
             peers: Peers::new(config.peers),
             flood: config.flood,
             resume: Schedule::new(),
@@ -207,6 +221,7 @@ impl Server {
         loop {
             let now = Instant::now();
             self.table.begin_turn(now);
+            self.chat.set_time(unix_now());
             self.fire_timers(now);
             self.table.flush(self.poll.registry());
             self.close_marked();

@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 
 use chatroom::{Config, Server, ServerHandle, Stopped};
 
+/// The name prompt, as the server sends it.
+pub const PROMPT: &str = "NAME choose a name: 1-32 of A-Z a-z 0-9 _ -";
+
 /// How long any single expected line may take before the test fails.
 pub const LINE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -161,16 +164,40 @@ impl Client {
         }
     }
 
-    /// Connects, answers the prompt with `name` and waits for the own join
-    /// notice, so the client is registered in `lobby` when this returns.
+    /// Connects, answers the prompt with `name` and reads through the
+    /// join burst (own join notice, welcome, topic, history, member list),
+    /// so the client is registered in `lobby` when this returns.
     #[track_caller]
     pub fn login(addr: SocketAddr, name: &str) -> Client {
         let mut c = Client::connect(addr);
-        c.expect("NAME");
+        c.expect_prompt();
         c.send(name);
-        c.expect(&format!("* {name} joined lobby"));
+        c.expect_joined(name, "lobby");
         c.name = name.to_string();
         c
+    }
+
+    /// Reads the name prompt (`NAME ...`).
+    #[track_caller]
+    pub fn expect_prompt(&mut self) {
+        self.expect(PROMPT);
+    }
+
+    /// Reads a join burst: `* <name> joined <room>`, then everything up to
+    /// and including the room's member list (`* <room> has ...`), which
+    /// ends it. Returns the lines in between (welcome, topic, history).
+    #[track_caller]
+    pub fn expect_joined(&mut self, name: &str, room: &str) -> Vec<String> {
+        self.expect(&format!("* {name} joined {room}"));
+        let members = format!("* {room} has ");
+        let mut between = Vec::new();
+        loop {
+            match self.read_line() {
+                Some(line) if line.starts_with(&members) => return between,
+                Some(line) => between.push(line),
+                None => panic!("EOF in the join burst after {between:?}"),
+            }
+        }
     }
 
     pub fn stream(&self) -> &TcpStream {
