@@ -112,6 +112,14 @@ pub fn port(s: &str) -> Result<u16, String> {
     number(0..=u16::MAX)(s)
 }
 
+/// A port, or `off` for none.
+pub fn port_or_off(s: &str) -> Result<Option<u16>, String> {
+    if s == "off" {
+        return Ok(None);
+    }
+    port(s).map(Some).map_err(|e| format!("{e} (or off)"))
+}
+
 /// Whole seconds in `range`.
 pub fn seconds(range: RangeInclusive<u64>) -> impl Fn(&str) -> Result<Duration, String> {
     let n = number(range);

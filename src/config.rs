@@ -11,6 +11,16 @@ use crate::framing::DEFAULT_MAX_LINE_BYTES;
 use crate::limits::flood::Flood;
 use crate::limits::peers::PeerLimits;
 use crate::protocol::DEFAULT_PORT;
+use crate::tls::Identity;
+
+/// Default port of the TLS chat listener (`--tls-port`).
+pub const DEFAULT_TLS_PORT: u16 = 5551;
+/// Default port of the web page and WebSocket (`--http-port`).
+pub const DEFAULT_HTTP_PORT: u16 = 8080;
+/// Default port of the web page and WebSocket over TLS (`--https-port`).
+pub const DEFAULT_HTTPS_PORT: u16 = 8443;
+/// Default interval between pings to a quiet WebSocket client.
+pub const DEFAULT_WS_PING: Duration = Duration::from_secs(30);
 
 /// Default bound on one client's unsent output before it counts as a slow
 /// consumer and is disconnected.
@@ -51,8 +61,25 @@ pub const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 /// flag of the same name in the binary (`max_outbuf` by `--max-outbuf`).
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Where to listen; port 0 picks a free port (see `Server::local_addr`).
+    /// Where to listen for plain-TCP chat; port 0 picks a free port (see
+    /// `Server::local_addr`).
     pub addr: SocketAddr,
+    /// Serve plain-TCP chat on `addr` (false with `--port off`).
+    pub plain: bool,
+    /// The certificate and key for TLS (`--tls-cert`, `--tls-key`).
+    pub tls_identity: Option<Identity>,
+    /// Where to listen for TLS chat (needs `tls_identity`).
+    pub tls_addr: Option<SocketAddr>,
+    /// Where to serve the web page and its WebSocket over HTTP.
+    pub http: Option<SocketAddr>,
+    /// Where to serve them over HTTPS (needs `tls_identity`).
+    pub https: Option<SocketAddr>,
+    /// Origins besides the page's own allowed to open the WebSocket
+    /// (`--allowed-origin`), e.g. `https://chat.example.org`.
+    pub allowed_origins: Vec<String>,
+    /// A quiet WebSocket client is pinged after this long, and dropped if
+    /// it sends nothing for as long again.
+    pub ws_ping: Duration,
     /// Longest accepted line, in bytes, without its line ending.
     pub max_line: usize,
     /// Most unsent output a client may have before it is disconnected.
@@ -96,6 +123,13 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, DEFAULT_PORT)),
+            plain: true,
+            tls_identity: None,
+            tls_addr: None,
+            http: None,
+            https: None,
+            allowed_origins: Vec::new(),
+            ws_ping: DEFAULT_WS_PING,
             max_line: DEFAULT_MAX_LINE_BYTES,
             max_outbuf: DEFAULT_MAX_OUTBUF_BYTES,
             login_timeout: DEFAULT_LOGIN_TIMEOUT,
@@ -195,6 +229,38 @@ impl Config {
                 return err(
                     "--motd",
                     format!("line {} is longer than --max-line", i + 1),
+                );
+            }
+        }
+        if self.tls_identity.is_none() {
+            if self.tls_addr.is_some() {
+                return err("--tls-port", "needs --tls-cert and --tls-key".into());
+            }
+            if self.https.is_some() {
+                return err("--https-port", "needs --tls-cert and --tls-key".into());
+            }
+        }
+        if !self.plain && self.tls_addr.is_none() && self.http.is_none() && self.https.is_none() {
+            return err(
+                "--port",
+                "is off and no other listener is on (give --tls-cert/--tls-key or --http-port)"
+                    .into(),
+            );
+        }
+        if self.ws_ping.is_zero() || self.ws_ping > MAX_TIMEOUT {
+            return err("--ws-ping", "must be 1-31536000 seconds".into());
+        }
+        for origin in &self.allowed_origins {
+            let host = origin
+                .strip_prefix("http://")
+                .or_else(|| origin.strip_prefix("https://"));
+            let valid = host.is_some_and(|h| {
+                !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic() && b != b'/')
+            });
+            if !valid {
+                return err(
+                    "--allowed-origin",
+                    format!("{origin:?} is not an origin like https://chat.example.org"),
                 );
             }
         }

@@ -38,6 +38,7 @@ pub mod outbox;
 pub mod protocol;
 pub mod rooms;
 pub mod server;
+pub mod tls;
 
 pub use config::Config;
-pub use server::{Server, ServerHandle, Stats, Stopped};
+pub use server::{Listen, Server, ServerHandle, Stats, Stopped};

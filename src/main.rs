@@ -3,13 +3,15 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use chatroom::cli::{self, Args, CliError};
-use chatroom::config::{default_max_clients, MAX_HISTORY_LINES, MAX_LINE_LIMIT};
+use chatroom::config::{default_max_clients, DEFAULT_TLS_PORT, MAX_HISTORY_LINES, MAX_LINE_LIMIT};
 use chatroom::limits::flood::Flood;
 use chatroom::limits::peers::PeerLimits;
 use chatroom::protocol::DEFAULT_PORT;
+use chatroom::tls::Identity;
 use chatroom::{Config, Server, Stopped};
 use log::LevelFilter;
 
@@ -21,7 +23,8 @@ USAGE:
 
 OPTIONS:
   --bind ADDR           address or host name to listen on [default: 127.0.0.1]
-  --port N              port to listen on; 0 picks a free one [default: 5550]
+  --port N|off          port for chat over plain TCP; 0 picks a free one
+                        [default: 5550]
   --max-line BYTES      longest accepted line [default: 4096]
   --max-outbuf BYTES    unsent output before a client is dropped as a slow
                         consumer [default: 1048576]
@@ -37,6 +40,14 @@ OPTIONS:
                         RUST_LOG is honoured when this flag is absent]
   -h, --help            print this help
   -V, --version         print the version
+
+TLS (see README.md, Running with TLS):
+  --tls-cert FILE       PEM certificate chain, the server's own first
+  --tls-key FILE        PEM private key (PKCS#8, RSA or EC)
+  --tls-port N|off      port for chat over TLS, with the two above
+                        [default: 5551]
+  SIGHUP reloads the certificate and key for new connections; a bad new
+  pair keeps the old one (the error is logged).
 
 LIMITS ON HOSTILE CLIENTS (see SECURITY.md):
   --flood-rate N        flood budget refilled per second, in units (a line
@@ -77,7 +88,24 @@ fn parse(mut args: Args) -> Result<Parsed, CliError> {
     let ip = args
         .value("--bind", |s| cli::address(0)(s).map(|a| a.ip()))?
         .unwrap_or(IpAddr::from([127, 0, 0, 1]));
-    let port = args.value("--port", cli::port)?.unwrap_or(DEFAULT_PORT);
+    let port = args
+        .value("--port", cli::port_or_off)?
+        .unwrap_or(Some(DEFAULT_PORT));
+    let tls_cert = args.value("--tls-cert", |s| Ok::<_, String>(PathBuf::from(s)))?;
+    let tls_key = args.value("--tls-key", |s| Ok::<_, String>(PathBuf::from(s)))?;
+    let tls_identity = match (tls_cert, tls_key) {
+        (Some(cert), Some(key)) => Some(Identity { cert, key }),
+        (None, None) => None,
+        (Some(_), None) => return Err(CliError("--tls-cert needs --tls-key".into())),
+        (None, Some(_)) => return Err(CliError("--tls-key needs --tls-cert".into())),
+    };
+    let tls_port = match (&tls_identity, args.value("--tls-port", cli::port_or_off)?) {
+        (Some(_), port) => port.unwrap_or(Some(DEFAULT_TLS_PORT)),
+        (None, Some(Some(_))) => {
+            return Err(CliError("--tls-port needs --tls-cert and --tls-key".into()))
+        }
+        (None, _) => None,
+    };
     let secs = cli::seconds(1..=365 * 24 * 3600);
     let flood = Flood {
         rate: args
@@ -101,7 +129,14 @@ fn parse(mut args: Args) -> Result<Parsed, CliError> {
         Err(_) => cli::address(0)(s),
     })?;
     let config = Config {
-        addr: SocketAddr::new(ip, port),
+        addr: SocketAddr::new(ip, port.unwrap_or(0)),
+        plain: port.is_some(),
+        tls_addr: tls_port.map(|p| SocketAddr::new(ip, p)),
+        tls_identity,
+        http: None,
+        https: None,
+        allowed_origins: Vec::new(),
+        ws_ping: d.ws_ping,
         max_line: args
             .value("--max-line", cli::number(64..=MAX_LINE_LIMIT))?
             .unwrap_or(d.max_line),
@@ -187,15 +222,19 @@ fn main() -> ExitCode {
         eprintln!("chatroom: cannot set up logging: {e}");
         return ExitCode::FAILURE;
     }
-    let addr = parsed.config.addr;
     let server = match Server::bind(parsed.config) {
         Ok(server) => server,
         Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
-            log::error!("cannot listen on {addr}: address in use (another server running? --port 0 picks a free port)");
+            log::error!("{e} (another server running? --port 0 picks a free port)");
             return ExitCode::FAILURE;
         }
+        // A certificate or key that cannot be used: a usage error.
+        Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+            eprintln!("chatroom: {e}");
+            return ExitCode::from(2);
+        }
         Err(e) => {
-            log::error!("cannot listen on {addr}: {e}");
+            log::error!("{e}");
             return ExitCode::FAILURE;
         }
     };

@@ -43,6 +43,9 @@ pub enum Role {
     Chat,
     /// A scrape of the metrics endpoint.
     Metrics,
+    /// A web request: the page, its assets, or a WebSocket upgrade (which
+    /// makes it a `Chat` connection).
+    Web,
 }
 
 /// Why a connection ends, for the log and the room's leave notice.
@@ -312,6 +315,17 @@ impl Conn {
         self.has(flag::READ_LISTED)
     }
 
+    /// True over TLS.
+    pub fn is_tls(&self) -> bool {
+        self.transport.is_tls()
+    }
+
+    /// True when the transport has bytes of its own to send (a TLS
+    /// handshake in progress): list it for writing.
+    pub fn wants_write(&self) -> bool {
+        self.transport.wants_write()
+    }
+
     /// Reads once into `buf`.
     pub fn read(&mut self, buf: &mut [u8]) -> io::Result<Read> {
         let hup = self.has(flag::HUP);
@@ -363,7 +377,8 @@ impl Conn {
 
     /// Writes queued output (up to `budget` bytes).
     pub fn flush(&mut self, budget: usize) -> io::Result<Flushed> {
-        let result = self.transport.write_from(&mut self.out, budget);
+        let closing = self.phase != Phase::Open;
+        let result = self.transport.write_from(&mut self.out, budget, closing);
         self.set(flag::BLOCKED, matches!(result, Ok(Flushed::Blocked)));
         result
     }

@@ -24,6 +24,10 @@ pub enum Flushed {
     Blocked,
     /// The byte budget for this turn ran out before the writer filled.
     Budget,
+    /// Nothing can go out until the peer speaks (a TLS handshake in
+    /// progress): the next read that completes it lists the connection
+    /// for writing again.
+    Waiting,
 }
 
 /// Full chunks waiting in front of the one being filled, only while output

@@ -46,6 +46,13 @@ pub struct Stats {
     pub timeouts: u64,
     /// Metrics scrapes answered.
     pub scrapes: u64,
+    /// TLS connections closed for breaking the protocol (plain text on the
+    /// TLS port, bad records, failed handshakes).
+    pub tls_errors: u64,
+    /// TLS certificate reloads that took effect.
+    pub tls_reloads: u64,
+    /// TLS certificate reloads refused (the old certificate stays).
+    pub tls_reload_failures: u64,
 }
 
 impl Stats {
@@ -60,7 +67,7 @@ impl Stats {
                 self.registered as u64,
             ),
         ];
-        let counters: [(&str, &str, u64); 14] = [
+        let counters: [(&str, &str, u64); 17] = [
             ("accepted", "Connections accepted.", self.accepted),
             (
                 "refused",
@@ -115,6 +122,21 @@ impl Stats {
                 self.timeouts,
             ),
             ("scrapes", "Metrics scrapes answered.", self.scrapes),
+            (
+                "tls_errors",
+                "TLS connections closed for breaking the protocol.",
+                self.tls_errors,
+            ),
+            (
+                "tls_reloads",
+                "TLS certificate reloads that took effect.",
+                self.tls_reloads,
+            ),
+            (
+                "tls_reload_failures",
+                "TLS certificate reloads refused (the old one stays).",
+                self.tls_reload_failures,
+            ),
         ];
         let mut out = String::with_capacity(2048);
         for (name, help, value) in gauges {
@@ -150,6 +172,9 @@ pub(crate) struct Counters {
     pub write_timeouts: AtomicU64,
     pub timeouts: AtomicU64,
     pub scrapes: AtomicU64,
+    pub tls_errors: AtomicU64,
+    pub tls_reloads: AtomicU64,
+    pub tls_reload_failures: AtomicU64,
 }
 
 impl Counters {
@@ -164,6 +189,8 @@ impl Counters {
 pub(crate) struct Shared {
     pub waker: Waker,
     pub stop: AtomicBool,
+    /// A TLS certificate reload was asked for (SIGHUP does it directly).
+    pub reload: AtomicBool,
     pub counters: Counters,
 }
 
@@ -177,6 +204,15 @@ impl ServerHandle {
     /// Starts a graceful shutdown, as SIGTERM does for the binary.
     pub fn shutdown(&self) {
         self.shared.stop.store(true, Relaxed);
+        if let Err(e) = self.shared.waker.wake() {
+            warn!("could not wake the server loop: {e}");
+        }
+    }
+
+    /// Reloads the TLS certificate and key for new connections, as SIGHUP
+    /// does for the binary; existing connections keep theirs.
+    pub fn reload_tls(&self) {
+        self.shared.reload.store(true, Relaxed);
         if let Err(e) = self.shared.waker.wake() {
             warn!("could not wake the server loop: {e}");
         }
@@ -202,6 +238,9 @@ impl ServerHandle {
             write_timeouts: c.write_timeouts.load(Relaxed),
             timeouts: c.timeouts.load(Relaxed),
             scrapes: c.scrapes.load(Relaxed),
+            tls_errors: c.tls_errors.load(Relaxed),
+            tls_reloads: c.tls_reloads.load(Relaxed),
+            tls_reload_failures: c.tls_reload_failures.load(Relaxed),
         }
     }
 }

@@ -57,7 +57,12 @@ impl Server {
             self.read_buf = buf;
             return;
         };
-        match conn.read(&mut buf) {
+        let read = conn.read(&mut buf);
+        if conn.wants_write() {
+            // A TLS handshake step to answer: no chat output accounts for it.
+            self.table.list_write(key);
+        }
+        match read {
             Ok(Read::WouldBlock) => {}
             Ok(Read::Data { n, more }) => {
                 if more {
@@ -67,7 +72,9 @@ impl Server {
             }
             Ok(Read::Eof) => self.consume_eof(key),
             Err(e) => {
-                debug!("conn #{}: read error: {e}", conn.id());
+                if let Some(conn) = self.table.get(key) {
+                    read_error(conn, &e, &self.shared.counters);
+                }
                 self.table.mark_closing(key, Reason::of(&e));
             }
         }
@@ -169,7 +176,9 @@ impl Server {
     fn discard_input(&mut self, key: usize) {
         let mut buf = std::mem::take(&mut self.read_buf);
         if let Some(conn) = self.table.get_mut(key) {
-            match conn.read(&mut buf) {
+            let read = conn.read(&mut buf);
+            let wants_write = conn.wants_write();
+            match read {
                 Ok(Read::WouldBlock) => {}
                 Ok(Read::Data { more, .. }) => {
                     if more {
@@ -187,7 +196,22 @@ impl Server {
                     self.table.mark_closing(key, Reason::of(&e));
                 }
             }
+            if wants_write {
+                self.table.list_write(key);
+            }
         }
         self.read_buf = buf;
+    }
+}
+
+/// Logs why a read failed: a peer that broke the TLS protocol (plain text
+/// or HTTP on the TLS port, garbage records, a refused renegotiation) at
+/// info, with what it did; socket errors at debug.
+fn read_error(conn: &crate::conn::Conn, e: &std::io::Error, counters: &Counters) {
+    if e.kind() == std::io::ErrorKind::InvalidData && conn.is_tls() {
+        Counters::bump(&counters.tls_errors);
+        info!("conn #{} ({}): closed: {e}", conn.id(), conn.peer());
+    } else {
+        debug!("conn #{}: read error: {e}", conn.id());
     }
 }

@@ -7,6 +7,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
@@ -17,6 +18,7 @@ use socket2::{SockRef, TcpKeepalive};
 use super::handle::Counters;
 use super::Server;
 use crate::conn::codec::Codec;
+use crate::conn::transport::tls::TlsStream;
 use crate::conn::transport::Transport;
 use crate::conn::{Conn, Role};
 use crate::http;
@@ -43,6 +45,8 @@ const FIRST_LISTENER_TOKEN: usize = usize::MAX - 8;
 pub(super) struct Listener {
     socket: TcpListener,
     pub role: Role,
+    /// Its connections speak TLS.
+    pub tls: bool,
     pub addr: SocketAddr,
     /// The per-turn cap was reached: accept again next turn, since no new
     /// event announces connections already waiting.
@@ -64,6 +68,7 @@ pub(super) fn index(token: Token, count: usize) -> Option<usize> {
 pub(super) fn bind(
     addr: SocketAddr,
     role: Role,
+    tls: bool,
     registry: &Registry,
     i: usize,
 ) -> io::Result<Listener> {
@@ -81,6 +86,7 @@ pub(super) fn bind(
     Ok(Listener {
         socket,
         role,
+        tls,
         addr,
         more: false,
     })
@@ -108,7 +114,7 @@ impl Server {
             let Some(listener) = self.listeners.get(i) else {
                 return;
             };
-            let role = listener.role;
+            let (role, tls) = (listener.role, listener.tls);
             let counters = &self.shared.counters;
             let (socket, peer) = match listener.socket.accept() {
                 Ok(pair) => pair,
@@ -135,27 +141,37 @@ impl Server {
             Counters::bump(&counters.accepted);
             if self.table.members() >= self.config.max_clients {
                 Counters::bump(&counters.refused);
-                self.refuse(socket, peer, role, Refusal::ServerFull);
+                self.refuse(socket, peer, (role, tls), Refusal::ServerFull);
                 continue;
             }
             // The metrics endpoint is for operators (loopback by default):
-            // per-address limits are for chat clients.
-            let limited = role == Role::Chat;
+            // per-address limits are for chat and web clients.
+            let limited = role != Role::Metrics;
             if let Err(why) = self.peers.admit_if(limited, peer.ip(), self.table.now_us()) {
                 let (counter, refusal) = match why {
                     Refused::TooMany => (&counters.per_ip_refusals, Refusal::TooManyFromAddress),
                     Refused::TooFast => (&counters.connect_rate_refusals, Refusal::TooFast),
                 };
                 Counters::bump(counter);
-                self.refuse(socket, peer, role, refusal);
+                self.refuse(socket, peer, (role, tls), refusal);
                 continue;
             }
             self.tune(&socket, role);
             let codec = match role {
                 Role::Chat => Codec::default(),
-                Role::Metrics => Codec::http(),
+                Role::Metrics | Role::Web => Codec::http(),
             };
-            let Some(key) = self.admit(socket, peer, role, codec) else {
+            let transport = match self.transport(socket, tls) {
+                Ok(t) => t,
+                Err(e) => {
+                    warn!("could not start TLS for {peer}: {e}");
+                    if limited {
+                        self.peers.release(peer.ip());
+                    }
+                    continue;
+                }
+            };
+            let Some(key) = self.admit(transport, peer, role, codec) else {
                 if limited {
                     self.peers.release(peer.ip());
                 }
@@ -174,8 +190,8 @@ impl Server {
                     });
                     self.chat.connected(key, &mut self.table);
                 }
-                Role::Metrics => {
-                    debug!("conn #{id}: metrics scrape from {peer}");
+                Role::Metrics | Role::Web => {
+                    debug!("conn #{id}: {role:?} request from {peer}");
                     self.request_deadlines
                         .push(now + self.config.request_timeout, key, id);
                 }
@@ -205,10 +221,23 @@ impl Server {
         }
     }
 
-    /// Registers an accepted socket and puts it in the table.
+    /// The transport for an accepted socket: TLS with the current
+    /// certificate on a TLS listener (a reload changes it for new
+    /// connections only), plain TCP otherwise.
+    fn transport(&self, socket: TcpStream, tls: bool) -> Result<Transport, rustls::Error> {
+        match (&self.tls_config, tls) {
+            (Some(config), true) => Ok(Transport::Tls(Box::new(TlsStream::new(
+                socket,
+                Arc::clone(config),
+            )?))),
+            _ => Ok(Transport::Plain(socket)),
+        }
+    }
+
+    /// Registers an accepted connection and puts it in the table.
     fn admit(
         &mut self,
-        socket: TcpStream,
+        transport: Transport,
         peer: SocketAddr,
         role: Role,
         codec: Codec,
@@ -216,7 +245,7 @@ impl Server {
         let id = self.next_id;
         let registry = self.poll.registry();
         let result = self.table.insert_with(|key| {
-            let mut conn = Conn::new(Transport::Plain(socket), codec, role, peer, id);
+            let mut conn = Conn::new(transport, codec, role, peer, id);
             let socket = conn.transport_mut().socket_mut();
             registry
                 .register(socket, Token(key), Interest::READABLE)
@@ -238,7 +267,13 @@ impl Server {
     /// port). While few refusals are in flight it joins the table to be
     /// written and closed gracefully (a peer that already sent its name is
     /// not reset); past that it gets one best-effort write.
-    fn refuse(&mut self, mut socket: TcpStream, peer: SocketAddr, role: Role, why: Refusal<'_>) {
+    fn refuse(
+        &mut self,
+        mut socket: TcpStream,
+        peer: SocketAddr,
+        (role, tls): (Role, bool),
+        why: Refusal<'_>,
+    ) {
         // A full server refuses everyone: not worth a line each at info.
         if why == Refusal::ServerFull {
             debug!("refusing {peer}: {why}");
@@ -246,18 +281,22 @@ impl Server {
             info!("refusing {peer}: {why}");
         }
         let bytes = match role {
+            Role::Chat if tls => {
+                // Nothing readable can be said before a handshake: close.
+                return;
+            }
             Role::Chat => {
                 let mut line = String::new();
                 lines::refusal(&mut line, why);
                 line.into_bytes()
             }
-            Role::Metrics => http::error(503),
+            Role::Metrics | Role::Web => http::error(503),
         };
         if self.table.refusing() >= MAX_REFUSING {
             let _ = io::Write::write(&mut socket, &bytes);
             return;
         }
-        if let Some(key) = self.admit(socket, peer, role, Codec::default()) {
+        if let Some(key) = self.admit(Transport::Plain(socket), peer, role, Codec::default()) {
             self.table.insert_refusal(key, &bytes);
         }
     }

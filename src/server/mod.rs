@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 use mio::{Events, Poll, Token, Waker};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
 use crate::bus::{Bus as _, ChatSettings, LocalBus};
@@ -67,6 +67,45 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// The kinds of listener a server can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listen {
+    /// Chat over plain TCP (`--port`).
+    Plain,
+    /// Chat over TLS (`--tls-port`).
+    Tls,
+    /// The web page and WebSocket over HTTP (`--http-port`).
+    Http,
+    /// The web page and WebSocket over HTTPS (`--https-port`).
+    Https,
+    /// Prometheus metrics (`--metrics`).
+    Metrics,
+}
+
+impl Listen {
+    /// What its connections are for, and whether they speak TLS.
+    fn role(self) -> (Role, bool) {
+        match self {
+            Listen::Plain => (Role::Chat, false),
+            Listen::Tls => (Role::Chat, true),
+            Listen::Http => (Role::Web, false),
+            Listen::Https => (Role::Web, true),
+            Listen::Metrics => (Role::Metrics, false),
+        }
+    }
+
+    /// Its name in the `listening (...) on ADDR` log line.
+    fn label(self) -> &'static str {
+        match self {
+            Listen::Plain => "",
+            Listen::Tls => "tls",
+            Listen::Http => "http",
+            Listen::Https => "https",
+            Listen::Metrics => "metrics",
+        }
+    }
+}
+
 /// How a server's run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stopped {
@@ -85,8 +124,11 @@ pub struct Server {
     /// The chat listener first, then the metrics one if any; emptied when
     /// shutdown begins (no more accepts).
     listeners: Vec<Listener>,
-    local_addr: SocketAddr,
-    metrics_addr: Option<SocketAddr>,
+    /// Every listener's kind and bound address (kept after shutdown closes
+    /// the listeners).
+    addrs: Vec<(Listen, SocketAddr)>,
+    /// The TLS identity new connections get; SIGHUP reloads it.
+    tls_config: Option<Arc<rustls::ServerConfig>>,
     config: Config,
     table: Table,
     chat: Chat<LocalBus>,
@@ -118,7 +160,7 @@ pub struct Server {
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
-            .field("local_addr", &self.local_addr)
+            .field("addrs", &self.addrs)
             .field("connections", &self.table.len())
             .finish_non_exhaustive()
     }
@@ -132,37 +174,68 @@ impl Server {
         config
             .validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let tls_config = match &config.tls_identity {
+            Some(identity) => Some(
+                identity
+                    .load()
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+            ),
+            None => None,
+        };
         let poll = Poll::new()?;
-        let mut listeners = vec![listen::bind(config.addr, Role::Chat, poll.registry(), 0)?];
-        if let Some(addr) = config.metrics {
-            listeners.push(listen::bind(addr, Role::Metrics, poll.registry(), 1)?);
+        let mut listeners = Vec::new();
+        for (addr, kind) in [
+            (config.plain.then_some(config.addr), Listen::Plain),
+            (config.tls_addr, Listen::Tls),
+            (config.http, Listen::Http),
+            (config.https, Listen::Https),
+            (config.metrics, Listen::Metrics),
+        ] {
+            let Some(addr) = addr else { continue };
+            let (role, tls) = kind.role();
+            let i = listeners.len();
+            let listener = listen::bind(addr, role, tls, poll.registry(), i).map_err(|e| {
+                let why = match e.kind() {
+                    io::ErrorKind::AddrInUse => "address in use".to_owned(),
+                    _ => e.to_string(),
+                };
+                io::Error::new(e.kind(), format!("cannot listen on {addr}: {why}"))
+            })?;
+            listeners.push((kind, listener));
         }
-        let local_addr = listeners[0].addr;
-        let metrics_addr = listeners.get(1).map(|l| l.addr);
+        let (kinds, listeners): (Vec<Listen>, Vec<Listener>) = listeners.into_iter().unzip();
         let waker = Waker::new(poll.registry(), WAKER)?;
         let signals = if config.handle_signals {
-            let mut signals = Signals::new([SIGINT, SIGTERM])?;
+            let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
             poll.registry()
                 .register(&mut signals, SIGNALS, mio::Interest::READABLE)?;
             Some(signals)
         } else {
             None
         };
-        info!("listening on {local_addr}");
-        if let Some(addr) = metrics_addr {
-            info!("listening (metrics) on {addr}");
+        for (kind, listener) in kinds.iter().zip(&listeners) {
+            match kind.label() {
+                "" => info!("listening on {}", listener.addr),
+                label => info!("listening ({label}) on {}", listener.addr),
+            }
         }
+        let addrs = kinds
+            .iter()
+            .zip(&listeners)
+            .map(|(k, l)| (*k, l.addr))
+            .collect();
         let shared = Arc::new(Shared {
             waker,
             stop: AtomicBool::new(false),
+            reload: AtomicBool::new(false),
             counters: Counters::default(),
         });
         let now = Instant::now();
         Ok(Server {
             poll,
             listeners,
-            local_addr,
-            metrics_addr,
+            addrs,
+            tls_config,
             table: Table::new(
                 config.max_outbuf,
                 config.close_flush_timeout,
@@ -196,14 +269,20 @@ impl Server {
         })
     }
 
-    /// The address actually bound (the real port when the config said 0).
+    /// The plain-TCP chat address actually bound (the real port when the
+    /// config said 0); with plain TCP off, the first listener's.
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.addr(Listen::Plain).unwrap_or_else(|| self.addrs[0].1)
     }
 
     /// The metrics endpoint's address, if it serves one.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.metrics_addr
+        self.addr(Listen::Metrics)
+    }
+
+    /// The address a kind of listener is bound to, if the server has one.
+    pub fn addr(&self, kind: Listen) -> Option<SocketAddr> {
+        self.addrs.iter().find(|(k, _)| *k == kind).map(|(_, a)| *a)
     }
 
     /// A handle to stop the server or read its counters from another thread.
@@ -255,6 +334,9 @@ impl Server {
             for event in events.iter() {
                 match event.token() {
                     WAKER => {
+                        if self.shared.reload.swap(false, Relaxed) {
+                            self.reload_tls();
+                        }
                         if self.shared.stop.load(Relaxed) {
                             self.begin_shutdown(now);
                         }
@@ -421,21 +503,56 @@ impl Server {
         }
     }
 
-    /// Handles SIGINT/SIGTERM; returns true when the loop must exit now.
+    /// Handles SIGHUP (reload the TLS certificate) and SIGINT/SIGTERM;
+    /// returns true when the loop must exit now.
     fn signal_ready(&mut self, now: Instant) -> bool {
         let Some(signals) = self.signals.as_mut() else {
             return false;
         };
-        let seen = signals.pending().count();
-        if seen == 0 {
+        let (mut stops, mut hups) = (0, 0);
+        for signal in signals.pending() {
+            if signal == SIGHUP {
+                hups += 1;
+            } else {
+                stops += 1;
+            }
+        }
+        if hups > 0 {
+            self.reload_tls();
+        }
+        if stops == 0 {
             return false;
         }
-        self.signals_seen += seen;
+        self.signals_seen += stops;
         if self.signals_seen >= 2 {
             return true;
         }
         self.begin_shutdown(now);
         false
+    }
+
+    /// Reads the certificate and key again for new connections; a bad new
+    /// pair keeps the old one. Existing connections keep their session.
+    fn reload_tls(&mut self) {
+        let counters = &self.shared.counters;
+        let Some(identity) = &self.config.tls_identity else {
+            info!("reload asked for, but no TLS certificate is configured");
+            return;
+        };
+        match identity.load() {
+            Ok(config) => {
+                self.tls_config = Some(config);
+                Counters::bump(&counters.tls_reloads);
+                info!(
+                    "TLS certificate reloaded from {} for new connections",
+                    identity.cert.display()
+                );
+            }
+            Err(e) => {
+                Counters::bump(&counters.tls_reload_failures);
+                log::error!("TLS reload failed, keeping the old certificate: {e}");
+            }
+        }
     }
 
     /// Stops accepting, tells everyone, and lets queued output drain.

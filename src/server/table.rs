@@ -405,7 +405,7 @@ impl Table {
                         continue;
                     }
                 },
-                Ok(Flushed::All | Flushed::Blocked) => {}
+                Ok(Flushed::All | Flushed::Blocked | Flushed::Waiting) => {}
                 Ok(Flushed::Budget) => self.list_write(key),
                 Err(e) => {
                     debug!("conn #{}: write error: {e}", conn.id());

@@ -1,7 +1,9 @@
-//! Transports: how a connection's bytes reach the socket (plain TCP today;
-//! TLS sits here too). A transport alone knows when it has been drained, so
+//! Transports: how a connection's bytes reach the socket, plain TCP here
+//! and TLS in [`tls`]. A transport alone knows when it has been drained, so
 //! the loop never infers it from the size of a read. Knows nothing of lines,
 //! frames, rooms or the mio `Registry`.
+
+pub mod tls;
 
 use std::io::{self, Read as _};
 use std::net::Shutdown;
@@ -9,6 +11,7 @@ use std::net::Shutdown;
 use mio::net::TcpStream;
 
 use super::outbuf::{Flushed, OutBuf};
+use tls::TlsStream;
 
 /// The outcome of one read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +35,8 @@ pub enum Read {
 pub enum Transport {
     /// Plain TCP.
     Plain(TcpStream),
+    /// TLS over TCP (boxed: a rustls session is a few KiB).
+    Tls(Box<TlsStream>),
 }
 
 impl Transport {
@@ -39,6 +44,7 @@ impl Transport {
     pub fn socket_mut(&mut self) -> &mut TcpStream {
         match self {
             Transport::Plain(s) => s,
+            Transport::Tls(t) => t.socket_mut(),
         }
     }
 
@@ -46,6 +52,22 @@ impl Transport {
     pub fn socket(&self) -> &TcpStream {
         match self {
             Transport::Plain(s) => s,
+            Transport::Tls(t) => t.socket(),
+        }
+    }
+
+    /// True for TLS.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Transport::Tls(_))
+    }
+
+    /// True when the transport itself has bytes to send that no output
+    /// queued by the chat accounts for (TLS handshake records after a
+    /// read): the connection must be flushed.
+    pub fn wants_write(&self) -> bool {
+        match self {
+            Transport::Plain(_) => false,
+            Transport::Tls(t) => t.wants_write(),
         }
     }
 
@@ -70,14 +92,22 @@ impl Transport {
                     Err(e) => Err(e),
                 };
             },
+            Transport::Tls(t) => t.read(buf),
         }
     }
 
     /// Writes queued output until it is all out, the socket is full, or
-    /// `budget` bytes went out this turn.
-    pub fn write_from(&mut self, out: &mut OutBuf, budget: usize) -> io::Result<Flushed> {
+    /// `budget` bytes went out this turn. `closing` says no more output
+    /// will be queued (TLS then ends with a close_notify).
+    pub fn write_from(
+        &mut self,
+        out: &mut OutBuf,
+        budget: usize,
+        closing: bool,
+    ) -> io::Result<Flushed> {
         match self {
             Transport::Plain(s) => out.write_to(s, budget),
+            Transport::Tls(t) => t.write_from(out, budget, closing),
         }
     }
 
@@ -87,6 +117,7 @@ impl Transport {
     pub fn buffered_out(&self) -> usize {
         match self {
             Transport::Plain(_) => 0,
+            Transport::Tls(t) => t.buffered_out(),
         }
     }
 
@@ -95,6 +126,7 @@ impl Transport {
     pub fn shutdown_write(&mut self) -> io::Result<()> {
         match self {
             Transport::Plain(s) => s.shutdown(Shutdown::Write),
+            Transport::Tls(t) => t.shutdown_write(),
         }
     }
 }
