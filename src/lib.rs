@@ -39,6 +39,7 @@ pub mod protocol;
 pub mod rooms;
 pub mod server;
 pub mod tls;
+pub mod web;
 
 pub use config::Config;
 pub use server::{Listen, Server, ServerHandle, Stats, Stopped};

@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use chatroom::cli::{self, Args, CliError};
-use chatroom::config::{default_max_clients, DEFAULT_TLS_PORT, MAX_HISTORY_LINES, MAX_LINE_LIMIT};
+use chatroom::config::{
+    default_max_clients, DEFAULT_HTTPS_PORT, DEFAULT_HTTP_PORT, DEFAULT_TLS_PORT,
+    MAX_HISTORY_LINES, MAX_LINE_LIMIT,
+};
 use chatroom::limits::flood::Flood;
 use chatroom::limits::peers::PeerLimits;
 use chatroom::protocol::DEFAULT_PORT;
@@ -40,6 +43,16 @@ OPTIONS:
                         RUST_LOG is honoured when this flag is absent]
   -h, --help            print this help
   -V, --version         print the version
+
+WEB (a chat page in the browser; see README.md):
+  --http-port N|off     port for the web page and its WebSocket (GET /ws)
+                        [default: 8080]
+  --https-port N|off    the same over TLS, with --tls-cert/--tls-key
+                        [default: 8443]
+  --allowed-origin LIST comma-separated origins (https://host[:port]) whose
+                        pages may open the WebSocket besides the page's own
+  --ws-ping SECS        ping a quiet WebSocket client after SECS; drop it
+                        after twice that without a word [default: 30]
 
 TLS (see README.md, Running with TLS):
   --tls-cert FILE       PEM certificate chain, the server's own first
@@ -106,6 +119,18 @@ fn parse(mut args: Args) -> Result<Parsed, CliError> {
         }
         (None, _) => None,
     };
+    let http_port = args
+        .value("--http-port", cli::port_or_off)?
+        .unwrap_or(Some(DEFAULT_HTTP_PORT));
+    let https_port = match (&tls_identity, args.value("--https-port", cli::port_or_off)?) {
+        (Some(_), port) => port.unwrap_or(Some(DEFAULT_HTTPS_PORT)),
+        (None, Some(Some(_))) => {
+            return Err(CliError(
+                "--https-port needs --tls-cert and --tls-key".into(),
+            ))
+        }
+        (None, _) => None,
+    };
     let secs = cli::seconds(1..=365 * 24 * 3600);
     let flood = Flood {
         rate: args
@@ -133,10 +158,14 @@ fn parse(mut args: Args) -> Result<Parsed, CliError> {
         plain: port.is_some(),
         tls_addr: tls_port.map(|p| SocketAddr::new(ip, p)),
         tls_identity,
-        http: None,
-        https: None,
-        allowed_origins: Vec::new(),
-        ws_ping: d.ws_ping,
+        http: http_port.map(|p| SocketAddr::new(ip, p)),
+        https: https_port.map(|p| SocketAddr::new(ip, p)),
+        allowed_origins: args
+            .value("--allowed-origin", |s| {
+                Ok::<_, String>(s.split(',').map(|o| o.trim().to_owned()).collect())
+            })?
+            .unwrap_or_default(),
+        ws_ping: args.value("--ws-ping", &secs)?.unwrap_or(d.ws_ping),
         max_line: args
             .value("--max-line", cli::number(64..=MAX_LINE_LIMIT))?
             .unwrap_or(d.max_line),

@@ -223,7 +223,7 @@ fn log_levels() {
         .unwrap()
         .port();
     let mut child = Command::new(BIN)
-        .args(["--port", &port.to_string()])
+        .args(["--port", &port.to_string(), "--http-port", "off"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -309,6 +309,8 @@ fn bind_by_name_and_address_in_use() {
             &first.addr.ip().to_string(),
             "--port",
             &first.addr.port().to_string(),
+            "--http-port",
+            "off",
         ])
         .env_remove("RUST_LOG")
         .output()

@@ -13,13 +13,14 @@
 pub mod codec;
 pub mod outbuf;
 pub mod transport;
+pub mod ws;
 
 use std::io;
 use std::net::SocketAddr;
 
 use mio::Interest;
 
-use codec::{Codec, Outgoing};
+use codec::{Codec, Framing, Outgoing};
 use outbuf::{Flushed, OutBuf};
 use transport::{Read, Transport};
 
@@ -105,21 +106,25 @@ impl Reason {
 mod flag {
     /// The poller reported the peer's FIN or an error: keep reading until
     /// EOF shows, since no new event will announce it.
-    pub const HUP: u8 = 1;
+    pub const HUP: u16 = 1;
     /// A read returned EOF.
-    pub const EOF: u8 = 1 << 1;
+    pub const EOF: u16 = 1 << 1;
     /// The last flush stopped on a full socket: wait for a writable event.
-    pub const BLOCKED: u8 = 1 << 2;
+    pub const BLOCKED: u16 = 1 << 2;
     /// Registered with writable interest (mirrors the poller's state).
-    pub const WRITABLE: u8 = 1 << 3;
+    pub const WRITABLE: u16 = 1 << 3;
     /// Listed on the loop's pending-write list.
-    pub const WRITE_LISTED: u8 = 1 << 4;
+    pub const WRITE_LISTED: u16 = 1 << 4;
     /// Listed on the loop's pending-read list.
-    pub const READ_LISTED: u8 = 1 << 5;
+    pub const READ_LISTED: u16 = 1 << 5;
     /// Registered a name at some point (its end is logged by the chat).
-    pub const NAMED: u8 = 1 << 6;
+    pub const NAMED: u16 = 1 << 6;
     /// Its first flood-control delay was logged.
-    pub const FLOOD_NOTED: u8 = 1 << 7;
+    pub const FLOOD_NOTED: u16 = 1 << 7;
+    /// A WebSocket close frame was queued: nothing may follow it.
+    pub const WS_CLOSE_SENT: u16 = 1 << 8;
+    /// A WebSocket keepalive ping is out, unanswered.
+    pub const WS_PINGED: u16 = 1 << 9;
 }
 
 /// One connection.
@@ -127,6 +132,8 @@ mod flag {
 pub struct Conn {
     transport: Transport,
     codec: Codec,
+    /// How lines are framed on the way out (see [`Framing`]).
+    framing: Framing,
     out: OutBuf,
     /// Unique for the server's lifetime, unlike the slab key, which is
     /// reused: timers and logs use it so they never mean a newer connection.
@@ -138,10 +145,16 @@ pub struct Conn {
     /// Why it is draining or closing; the first reason wins.
     reason: Reason,
     role: Role,
-    flags: u8,
+    flags: u16,
     /// The server tick (seconds) at which its output last made progress or
     /// started waiting: for the write-stall deadline.
     progress: u32,
+    /// The server tick at which it last sent anything: for the WebSocket
+    /// keepalive.
+    heard: u32,
+    /// The close code a WebSocket peer gave, or the one its protocol error
+    /// calls for: the close frame we send carries it.
+    ws_close: Option<u16>,
     /// Flood-control state: when its budget would be full again, in
     /// microseconds of the server's clock (see `limits::flood`).
     flood_tat: u64,
@@ -152,6 +165,7 @@ impl Conn {
     pub fn new(transport: Transport, codec: Codec, role: Role, peer: SocketAddr, id: u64) -> Conn {
         Conn {
             transport,
+            framing: codec.framing(),
             codec,
             out: OutBuf::new(),
             id,
@@ -161,6 +175,8 @@ impl Conn {
             role,
             flags: 0,
             progress: 0,
+            heard: 0,
+            ws_close: None,
             flood_tat: 0,
         }
     }
@@ -225,12 +241,12 @@ impl Conn {
     }
 
     #[inline]
-    fn has(&self, f: u8) -> bool {
+    fn has(&self, f: u16) -> bool {
         self.flags & f != 0
     }
 
     #[inline]
-    fn set(&mut self, f: u8, on: bool) {
+    fn set(&mut self, f: u16, on: bool) {
         if on {
             self.flags |= f;
         } else {
@@ -356,7 +372,60 @@ impl Conn {
     /// bytes added.
     #[inline]
     pub fn queue(&mut self, line: Outgoing<'_>) -> usize {
-        self.codec.queue(&mut self.out, line)
+        self.framing.queue(&mut self.out, line)
+    }
+
+    /// After a WebSocket upgrade: a chat connection speaking `codec`
+    /// (which the caller holds while it finishes the current input).
+    pub fn upgrade(&mut self, codec: &Codec) {
+        self.role = Role::Chat;
+        self.framing = codec.framing();
+    }
+
+    /// True for a WebSocket client.
+    pub fn is_ws(&self) -> bool {
+        self.framing == Framing::Ws
+    }
+
+    /// Records the close code its close frame will carry (the peer's own,
+    /// echoed, or the one its protocol error calls for).
+    pub fn set_ws_close(&mut self, code: u16) {
+        self.ws_close.get_or_insert(code);
+    }
+
+    /// Records that it sent something at `tick` (keepalive: it is alive).
+    pub fn note_heard(&mut self, tick: u32) {
+        self.heard = tick;
+        self.set(flag::WS_PINGED, false);
+    }
+
+    /// The tick it last sent anything at.
+    pub fn heard(&self) -> u32 {
+        self.heard
+    }
+
+    /// Queues a keepalive ping, once per silence; false if one is out.
+    pub fn ws_ping(&mut self) -> bool {
+        if self.has(flag::WS_PINGED) || !self.is_open() {
+            return false;
+        }
+        self.set(flag::WS_PINGED, true);
+        self.out.push(&[&ws::ping()]);
+        true
+    }
+
+    /// Queues a WebSocket close frame saying why, once: nothing may follow.
+    fn queue_ws_close(&mut self, reason: Reason) {
+        if self.framing != Framing::Ws || self.has(flag::WS_CLOSE_SENT) {
+            return;
+        }
+        self.set(flag::WS_CLOSE_SENT, true);
+        let code = self.ws_close.unwrap_or(match reason {
+            Reason::Closed => ws::code::NORMAL,
+            Reason::Shutdown => ws::code::GOING_AWAY,
+            _ => ws::code::POLICY,
+        });
+        self.out.push(&[&ws::close(code, "")]);
     }
 
     /// Queues bytes exactly as given (a whole HTTP response).
@@ -401,6 +470,7 @@ impl Conn {
         }
         self.phase = Phase::Draining;
         self.reason = reason;
+        self.queue_ws_close(reason);
         true
     }
 

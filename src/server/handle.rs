@@ -53,6 +53,8 @@ pub struct Stats {
     pub tls_reloads: u64,
     /// TLS certificate reloads refused (the old certificate stays).
     pub tls_reload_failures: u64,
+    /// WebSocket upgrades accepted.
+    pub ws_upgrades: u64,
 }
 
 impl Stats {
@@ -67,7 +69,7 @@ impl Stats {
                 self.registered as u64,
             ),
         ];
-        let counters: [(&str, &str, u64); 17] = [
+        let counters: [(&str, &str, u64); 18] = [
             ("accepted", "Connections accepted.", self.accepted),
             (
                 "refused",
@@ -137,6 +139,11 @@ impl Stats {
                 "TLS certificate reloads refused (the old one stays).",
                 self.tls_reload_failures,
             ),
+            (
+                "ws_upgrades",
+                "WebSocket upgrades accepted.",
+                self.ws_upgrades,
+            ),
         ];
         let mut out = String::with_capacity(2048);
         for (name, help, value) in gauges {
@@ -175,6 +182,7 @@ pub(crate) struct Counters {
     pub tls_errors: AtomicU64,
     pub tls_reloads: AtomicU64,
     pub tls_reload_failures: AtomicU64,
+    pub ws_upgrades: AtomicU64,
 }
 
 impl Counters {
@@ -241,6 +249,7 @@ impl ServerHandle {
             tls_errors: c.tls_errors.load(Relaxed),
             tls_reloads: c.tls_reloads.load(Relaxed),
             tls_reload_failures: c.tls_reload_failures.load(Relaxed),
+            ws_upgrades: c.ws_upgrades.load(Relaxed),
         }
     }
 }

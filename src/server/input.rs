@@ -14,8 +14,9 @@ use log::{debug, info};
 use super::handle::Counters;
 use super::Server;
 use crate::bus::ClientId;
-use crate::conn::codec::Input;
+use crate::conn::codec::{Codec, Input};
 use crate::conn::transport::Read;
+use crate::conn::ws::{self, WsEvent};
 use crate::conn::{Phase, Reason, Role};
 
 /// The shared read buffer's size: one read per connection per turn (and the
@@ -53,12 +54,17 @@ impl Server {
             }
         }
         let mut buf = std::mem::take(&mut self.read_buf);
+        let tick = self.table.tick();
         let Some(conn) = self.table.get_mut(key) else {
             self.read_buf = buf;
             return;
         };
         let read = conn.read(&mut buf);
-        if conn.wants_write() {
+        let wants_write = conn.wants_write();
+        if matches!(read, Ok(Read::Data { .. })) {
+            conn.note_heard(tick);
+        }
+        if wants_write {
             // A TLS handshake step to answer: no chat output accounts for it.
             self.table.list_write(key);
         }
@@ -90,7 +96,7 @@ impl Server {
             return;
         };
         let c = ClientId { key, id: conn.id() };
-        let role = conn.role();
+        let mut role = conn.role();
         let mut codec = conn.take_codec();
         let max_line = self.config.max_line;
         let now_us = self.table.now_us();
@@ -99,7 +105,19 @@ impl Server {
             let before = self.table.queued_total();
             match (input, role) {
                 (Input::Frame(frame), Role::Chat) => self.chat.frame(c, frame, &mut self.table),
+                (Input::Ws(event), Role::Chat) => self.ws_event(c, event),
                 (Input::Request(req), Role::Metrics) => self.metrics_request(key, req),
+                (Input::Request(req), Role::Web) => {
+                    if self.web_request(key, req) {
+                        // Upgraded: the rest of `data` is WebSocket frames.
+                        codec = Codec::Ws(Box::default());
+                        role = Role::Chat;
+                        if let Some(conn) = self.table.get_mut(key) {
+                            conn.upgrade(&codec);
+                        }
+                        self.chat_connected(key, c.id);
+                    }
+                }
                 // A codec only yields what its role expects.
                 _ => {}
             }
@@ -142,6 +160,39 @@ impl Server {
             self.table.hold(key, data);
             if paused_until.is_none() && !self.chat.is_waiting(key) {
                 self.table.list_read(key);
+            }
+        }
+    }
+
+    /// A WebSocket control event: pings are answered; a close frame or a
+    /// protocol error ends the client like an EOF, with the close frame
+    /// saying why (the code the peer gave is echoed).
+    fn ws_event(&mut self, c: ClientId, event: WsEvent<'_>) {
+        let key = c.key;
+        match event {
+            WsEvent::Ping(payload) => {
+                self.table.send_raw(key, &ws::pong(payload));
+            }
+            WsEvent::Text(_) => {}
+            WsEvent::Close(code) => {
+                if let Some(conn) = self.table.get_mut(key) {
+                    conn.set_ws_close(code.unwrap_or(ws::code::NORMAL));
+                }
+                self.chat.disconnected(key, None, &mut self.table);
+                self.table.drain(key, Reason::Closed);
+            }
+            WsEvent::Fail(code, why) => {
+                if let Some(conn) = self.table.get_mut(key) {
+                    info!(
+                        "conn #{} ({}): WebSocket protocol error, closing with {code}: {why}",
+                        c.id,
+                        conn.peer()
+                    );
+                    conn.set_ws_close(code);
+                }
+                self.chat
+                    .disconnected(key, Some("protocol error"), &mut self.table);
+                self.table.drain(key, Reason::Error);
             }
         }
     }

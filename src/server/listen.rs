@@ -181,14 +181,7 @@ impl Server {
             match role {
                 Role::Chat => {
                     info!("conn #{id}: connected from {peer}");
-                    self.login_deadlines
-                        .push(now + self.config.login_timeout, key, id);
-                    let (table, chat) = (&self.table, &self.chat);
-                    self.login_deadlines.compact(table.len(), |key, id| {
-                        table.get(key).is_some_and(|c| c.id() == id && c.is_open())
-                            && !chat.is_registered(key)
-                    });
-                    self.chat.connected(key, &mut self.table);
+                    self.chat_connected(key, id);
                 }
                 Role::Metrics | Role::Web => {
                     debug!("conn #{id}: {role:?} request from {peer}");
@@ -201,6 +194,19 @@ impl Server {
         if let Some(listener) = self.listeners.get_mut(i) {
             listener.more = true;
         }
+    }
+
+    /// A chat client arrived (accepted, or upgraded to a WebSocket): it
+    /// gets the prompt and a login deadline.
+    pub(super) fn chat_connected(&mut self, key: usize, id: u64) {
+        let now = self.table.instant_now();
+        self.login_deadlines
+            .push(now + self.config.login_timeout, key, id);
+        let (table, chat) = (&self.table, &self.chat);
+        self.login_deadlines.compact(table.len(), |key, id| {
+            table.get(key).is_some_and(|c| c.id() == id && c.is_open()) && !chat.is_registered(key)
+        });
+        self.chat.connected(key, &mut self.table);
     }
 
     /// Socket options for an accepted client.

@@ -6,6 +6,8 @@
 //! - [`listen`]: listeners, accepting and per-address limits;
 //! - [`input`]: reading, flood control, and handing a connection's lines to
 //!   the chat (or its request to the metrics endpoint);
+//! - [`requests`]: HTTP requests (the metrics endpoint, the web page and
+//!   the WebSocket upgrade);
 //! - [`timers`]: deadline queues;
 //! - [`handle`]: the handle and counters other threads see.
 //!
@@ -18,6 +20,7 @@
 mod handle;
 mod input;
 mod listen;
+mod requests;
 mod table;
 mod timers;
 
@@ -426,10 +429,12 @@ impl Server {
             }
         }
         while let Some((key, id)) = self.request_deadlines.pop_due(now) {
+            // An upgraded WebSocket is a chat client now: the login
+            // deadline covers it.
             if self
                 .table
                 .get(key)
-                .is_some_and(|c| c.id() == id && c.is_open())
+                .is_some_and(|c| c.id() == id && c.is_open() && c.role() != Role::Chat)
             {
                 self.table.send_raw(key, &http::error(408));
                 self.table.drain(key, Reason::LoginTimeout);
@@ -451,7 +456,8 @@ impl Server {
         if self.next_sweep <= now {
             // O(connections) once a second, never per message.
             self.next_sweep = now + SWEEP_INTERVAL;
-            self.table.sweep();
+            self.table
+                .sweep(u32::try_from(self.config.ws_ping.as_secs()).unwrap_or(u32::MAX));
             self.peers.prune(now_us);
         }
         if self.accept_paused_until.is_some_and(|at| at <= now) {
@@ -470,8 +476,13 @@ impl Server {
             let Some(conn) = self.table.get(key) else {
                 continue;
             };
-            let (id, peer, reason, named) =
-                (conn.id(), conn.peer(), conn.reason(), conn.was_named());
+            let (id, peer, reason, named, conn_role) = (
+                conn.id(),
+                conn.peer(),
+                conn.reason(),
+                conn.was_named(),
+                conn.role(),
+            );
             if reason != Reason::Refused && conn.role() == Role::Chat {
                 // Refusals and metrics scrapes were never counted against
                 // their address.
@@ -489,7 +500,8 @@ impl Server {
             let left = self
                 .chat
                 .disconnected(key, reason.notice(), &mut self.table);
-            if named || left || reason == Reason::Refused {
+            let chat = conn_role == Role::Chat;
+            if named || left || reason == Reason::Refused || !chat {
                 debug!("conn #{id} ({peer}): closed{why}");
             } else {
                 info!("conn #{id} ({peer}): closed{why}");
@@ -575,34 +587,7 @@ impl Server {
         self.shutdown_deadline = Some(now + self.config.shutdown_timeout);
     }
 
-    /// Answers a request on the metrics listener, then closes.
-    fn metrics_request(&mut self, key: usize, request: Result<http::Request, http::HeadError>) {
-        let response = match request {
-            Ok(req) if req.path != "/metrics" => http::error(404),
-            Ok(req) if req.method != "GET" && req.method != "HEAD" => http::error(405),
-            Ok(req) => {
-                Counters::bump(&self.shared.counters.scrapes);
-                self.publish_stats();
-                let body = self.handle().stats().to_prometheus();
-                let body = if req.method == "HEAD" {
-                    ""
-                } else {
-                    body.as_str()
-                };
-                http::response(
-                    200,
-                    &[("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
-                    body.as_bytes(),
-                )
-            }
-            Err(http::HeadError::TooLarge) => http::error(431),
-            Err(http::HeadError::Malformed) => http::error(400),
-        };
-        self.table.send_raw(key, &response);
-        self.table.drain(key, Reason::Closed);
-    }
-
-    fn publish_stats(&self) {
+    pub(super) fn publish_stats(&self) {
         let c = &self.shared.counters;
         c.connections.store(self.table.len(), Relaxed);
         c.registered.store(self.chat.bus().registered(), Relaxed);

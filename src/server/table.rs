@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use log::{debug, warn};
+use log::{debug, info, warn};
 use mio::{Registry, Token};
 use slab::Slab;
 
@@ -114,6 +114,16 @@ impl Table {
 
     fn counters(&self) -> &Counters {
         &self.shared.counters
+    }
+
+    /// The current turn's time.
+    pub fn instant_now(&self) -> Instant {
+        self.now
+    }
+
+    /// Whole seconds since the server started.
+    pub fn tick(&self) -> u32 {
+        self.tick
     }
 
     /// Starts a loop turn at `now`.
@@ -245,15 +255,38 @@ impl Table {
     /// Once a second: frees memory quiet connections do not need, and
     /// drops clients whose output made no progress for the write timeout
     /// (a peer that vanished, or stopped reading, below the output limit).
-    pub fn sweep(&mut self) {
+    pub fn sweep(&mut self, ws_ping_secs: u32) {
         let mut stalled = Vec::new();
+        let mut silent = Vec::new();
         for (key, conn) in self.slab.iter_mut() {
             conn.release_idle_buffers();
+            if conn.is_ws() && conn.is_open() {
+                // A quiet browser is pinged; one that stays silent as long
+                // again (no pong, nothing) has gone without a FIN.
+                let quiet = self.tick.saturating_sub(conn.heard());
+                if quiet >= 2 * ws_ping_secs {
+                    silent.push(key);
+                } else if quiet >= ws_ping_secs && conn.ws_ping() {
+                    if conn.list_write() {
+                        self.pending_writes.push(key);
+                    }
+                }
+            }
             let waiting =
                 matches!(conn.phase(), Phase::Open | Phase::Draining) && conn.pending_out() > 0;
             if waiting && self.tick.saturating_sub(conn.progress()) >= self.write_timeout_secs {
                 stalled.push(key);
             }
+        }
+        for key in silent {
+            if let Some(conn) = self.slab.get(key) {
+                info!(
+                    "conn #{} ({}): no answer to a WebSocket ping; disconnecting",
+                    conn.id(),
+                    conn.peer()
+                );
+            }
+            self.mark_closing(key, Reason::TimedOut);
         }
         for key in stalled {
             if let Some(conn) = self.slab.get(key) {

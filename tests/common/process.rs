@@ -63,6 +63,11 @@ impl ServerProcess {
             Some(level) => cmd.env("RUST_LOG", level),
             None => cmd.env_remove("RUST_LOG"),
         };
+        // The web listener's default port (8080) would clash between tests
+        // run in parallel: off unless a test asks for it.
+        if !args.iter().any(|a| a.starts_with("--http-port")) {
+            cmd.args(["--http-port", "off"]);
+        }
         let mut child = cmd
             .args(args)
             .stdin(Stdio::null())
