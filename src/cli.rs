@@ -117,7 +117,9 @@ pub fn port_or_off(s: &str) -> Result<Option<u16>, String> {
     if s == "off" {
         return Ok(None);
     }
-    port(s).map(Some).map_err(|e| format!("{e} (or off)"))
+    port(s)
+        .map(Some)
+        .map_err(|_| format!("must be a port 0-65535 or off (got {s:?})"))
 }
 
 /// Whole seconds in `range`.

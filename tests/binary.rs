@@ -271,11 +271,11 @@ fn flag_errors_are_clear() {
     for (args, want) in [
         (
             &["--port", "70000"][..],
-            "chatroom: --port: must be a whole number 0-65535 (got \"70000\")",
+            "chatroom: --port: must be a port 0-65535 or off (got \"70000\")",
         ),
         (
             &["--port=70000"][..],
-            "chatroom: --port: must be a whole number 0-65535 (got \"70000\")",
+            "chatroom: --port: must be a port 0-65535 or off (got \"70000\")",
         ),
         (&["--port", "1", "--port", "2"][..], "chatroom: --port: given more than once"),
         (
