@@ -42,6 +42,7 @@
     history: /^# (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) (.*)$/,
     url: /\bhttps?:\/\/[^\s<>"']+/g,
     quit: /^\/quit(?:\s|$)/i,
+    roomsCommand: /^\/rooms\s*$/i,
     busy: /^(server full|too many connections|connecting too fast)/,
   };
 
@@ -99,8 +100,12 @@
     memberTotal: 0,
     /** Known rooms, by lower-cased name: { name, count }. */
     rooms: new Map(),
-    /** `/rooms` answers to file away without showing (sent by the page). */
-    quietRooms: 0,
+    /**
+     * One entry per `/rooms` awaiting its answer, oldest first: true for
+     * those the page sent itself (the answer only updates the room list),
+     * false for those the user typed (the answer is shown too).
+     */
+    roomsAsked: [],
     /** Inside a join burst: history lines follow until the member list. */
     inBurst: false,
     /** Reconnect bookkeeping. */
@@ -392,8 +397,7 @@
 
   function requestRooms() {
     if (!isRegistered()) return;
-    state.quietRooms += 1;
-    sendRaw("/rooms");
+    if (sendRaw("/rooms")) state.roomsAsked.push(true);
   }
 
   /** Updates what the page shows from a notice (the text after `* `). */
@@ -558,7 +562,7 @@
     state.ws = null;
     state.me = null;
     state.prompted = false;
-    state.quietRooms = 0;
+    state.roomsAsked = [];
     state.inBurst = false;
     if (state.quitting) {
       setConn("closed", "you left the chat");
@@ -648,9 +652,8 @@
       onLoginLine(line);
       return;
     }
-    if (state.quietRooms > 0 && line.startsWith("* ") && RE.rooms.test(line.slice(2))) {
+    if (line.startsWith("* ") && RE.rooms.test(line.slice(2)) && state.roomsAsked.shift() === true) {
       // The answer to a /rooms the page sent: it only updates the room list.
-      state.quietRooms -= 1;
       noteNotice(line.slice(2));
       return;
     }
@@ -752,6 +755,7 @@
     }
     if (RE.quit.test(line)) state.quitting = true;
     sendRaw(line);
+    if (RE.roomsCommand.test(line)) state.roomsAsked.push(false);
     if (state.sent[state.sent.length - 1] !== line) {
       state.sent.push(line);
       if (state.sent.length > MAX_INPUT_HISTORY) state.sent.shift();
@@ -771,9 +775,6 @@
     } else if (ev.key === "ArrowDown") {
       if (state.sentIndex >= state.sent.length) return;
       state.sentIndex += 1;
-    } else if (ev.key === "Escape" && el.sidebar.classList.contains("open")) {
-      toggleSidebar(false);
-      return;
     } else {
       return;
     }
@@ -804,11 +805,16 @@
     }
   });
 
-  el.sidebar.addEventListener("keydown", (ev) => {
+  document.addEventListener("keydown", (ev) => {
     if (ev.key === "Escape" && el.sidebar.classList.contains("open")) {
       toggleSidebar(false);
       el.sidebarToggle.focus();
     }
+  });
+
+  // On a phone the sidebar is a drawer over the chat: a tap beside it closes it.
+  document.querySelector("main").addEventListener("click", () => {
+    if (el.sidebar.classList.contains("open")) toggleSidebar(false);
   });
 
   el.rooms.addEventListener("click", (ev) => {

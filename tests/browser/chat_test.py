@@ -1,0 +1,645 @@
+#!/usr/bin/env python3
+"""The web client in a real browser, against the real server binary.
+
+Run by tests/browser.rs (`cargo test --test browser`); by hand:
+
+    target/test-venv/bin/python tests/browser/chat_test.py \\
+        --server target/debug/chatroom [--screenshot docs/screenshot.png]
+
+Starts the server itself (`--port 0 --http-port 0`, ports read from its log),
+two headless Chromium users (Debian's /usr/bin/chromium and
+/usr/bin/chromedriver, each with a fresh temporary profile, nothing
+downloaded) and one raw TCP user, and checks the exact protocol lines each of
+them sees: registration with refused names, chat, actions, private messages,
+an HTML-looking line shown as text, topics, room switching with history, input
+history, the unread count in a hidden tab, a server restart on the same ports
+that the pages survive by themselves, and a phone-sized layout. Every wait is
+bounded; the whole run is bounded by --timeout. Exits 0 on success.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import urllib.request
+
+from selenium import webdriver
+from selenium.common.exceptions import NoAlertPresentException, TimeoutException
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+# How long one expected thing (a line, a page state) may take to show up.
+WAIT_S = 15
+# A reconnect waits out the page's backoff (at most 8 s, +20% jitter).
+RECONNECT_WAIT_S = 30
+
+# The policy the page is served with (issue 12): it must work under it.
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+XSS = "<img src=x onerror=alert(1)>"
+INVALID_NAME = "! invalid name: use 1-32 of A-Z a-z 0-9 _ -"
+WELCOME = "* welcome to chatroom, {}! /help lists the commands"
+
+
+class Failure(Exception):
+    """A check that did not hold."""
+
+
+def check(cond, what):
+    if not cond:
+        raise Failure(what)
+
+
+def check_eq(got, want, what):
+    if got != want:
+        raise Failure(f"{what}:\n  got:  {got!r}\n  want: {want!r}")
+
+
+def step(text):
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+# ---- The server -------------------------------------------------------------
+
+
+class Server:
+    """The chatroom binary as a child process; its stderr is drained on a
+    thread, so logging can never block it."""
+
+    LISTEN = re.compile(r"listening on (\S+):(\d+)$")
+    LISTEN_HTTP = re.compile(r"listening \(http\) on (\S+):(\d+)$")
+
+    def __init__(self, binary, port=0, http_port=0):
+        env = dict(os.environ)
+        env.pop("RUST_LOG", None)  # a developer's RUST_LOG must not hide the log lines
+        self.log = []
+        self.cond = threading.Condition()
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(port), "--http-port", str(http_port), "--log-level", "info"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        threading.Thread(target=self._drain, daemon=True).start()
+        tcp = self._wait_for(self.LISTEN)
+        http = self._wait_for(self.LISTEN_HTTP)
+        self.port = int(tcp.group(2))
+        self.http_port = int(http.group(2))
+        self.host = http.group(1)
+
+    def _drain(self):
+        for raw in self.proc.stderr:
+            with self.cond:
+                self.log.append(raw.decode("utf-8", "replace").rstrip("\n"))
+                self.cond.notify_all()
+        with self.cond:
+            self.cond.notify_all()
+
+    def _wait_for(self, pattern):
+        deadline = time.monotonic() + WAIT_S
+        with self.cond:
+            while True:
+                for line in self.log:
+                    m = pattern.search(line)
+                    if m:
+                        return m
+                left = deadline - time.monotonic()
+                if left <= 0 or self.proc.poll() is not None:
+                    raise Failure(
+                        f"server did not log /{pattern.pattern}/ (exit status {self.proc.poll()}); "
+                        "its log:\n  " + "\n  ".join(self.log)
+                    )
+                self.cond.wait(left)
+
+    def stop(self):
+        """SIGTERM to our child's PID, then wait (SIGKILL if it hangs)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+# ---- A raw TCP user -----------------------------------------------------------
+
+
+class TcpUser:
+    """A client speaking the line protocol over a plain socket."""
+
+    def __init__(self, port, name):
+        self.name = name
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT_S)
+        self.reader = self.sock.makefile("rb")
+        prompt = self.read()
+        check(prompt.startswith("NAME "), f"{name}: expected the NAME prompt, got {prompt!r}")
+        self.send(name)
+        self.expect(f"* {name} joined lobby", WELCOME.format(name))
+
+    def read(self):
+        try:
+            raw = self.reader.readline()
+        except socket.timeout:
+            raise Failure(f"{self.name} (TCP): no line within {WAIT_S} s")
+        if not raw:
+            raise Failure(f"{self.name} (TCP): connection closed")
+        return raw.decode("utf-8").rstrip("\n")
+
+    def expect(self, *lines):
+        for want in lines:
+            check_eq(self.read(), want, f"{self.name} (TCP) line")
+
+    def expect_eof(self):
+        while True:
+            try:
+                raw = self.reader.readline()
+            except (socket.timeout, ConnectionResetError):
+                raise Failure(f"{self.name} (TCP): no EOF")
+            if not raw:
+                return
+
+    def send(self, line):
+        self.sock.sendall(line.encode("utf-8") + b"\n")
+
+    def close(self):
+        self.reader.close()
+        self.sock.close()
+
+
+# ---- A browser user -----------------------------------------------------------
+
+# Every protocol line the page shows carries it in data-line; page-made notes
+# (connection changes, dividers) have none.
+JS_LINES = "return [...document.querySelectorAll('#log li[data-line]')].map(li => li.dataset.line)"
+
+
+class BrowserUser:
+    """One headless Chromium with its own fresh profile, on the chat page."""
+
+    def __init__(self, url, label, profile_root):
+        self.label = label
+        self.profile = tempfile.mkdtemp(prefix=f"chromium-{label}-", dir=profile_root)
+        opts = Options()
+        opts.binary_location = CHROMIUM
+        for arg in (
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-dev-shm-usage",
+            "--disable-gpu",
+            f"--user-data-dir={self.profile}",
+            "--window-size=1280,800",
+            "--no-first-run",
+            "--no-default-browser-check",
+            "--disable-extensions",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--lang=en-US",
+            "--force-color-profile=srgb",
+        ):
+            opts.add_argument(arg)
+        opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        self.driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
+        self.driver.set_page_load_timeout(WAIT_S)
+        self.driver.set_script_timeout(WAIT_S)
+        self.console = []
+        self.driver.get(url)
+        self.chat_tab = self.driver.current_window_handle
+
+    def quit(self):
+        try:
+            self.driver.quit()
+        finally:
+            shutil.rmtree(self.profile, ignore_errors=True)
+
+    def wait(self, what, cond, timeout=WAIT_S):
+        try:
+            return WebDriverWait(self.driver, timeout, poll_frequency=0.05).until(lambda d: cond())
+        except TimeoutException:
+            raise Failure(f"{self.label}: timed out after {timeout} s waiting for {what}; lines:\n  "
+                          + "\n  ".join(self.lines()[-15:]))
+
+    def el(self, css):
+        return self.driver.find_element(By.CSS_SELECTOR, css)
+
+    def els(self, css):
+        return self.driver.find_elements(By.CSS_SELECTOR, css)
+
+    def lines(self):
+        return self.driver.execute_script(JS_LINES)
+
+    def mark(self):
+        return len(self.lines())
+
+    def expect_lines(self, mark, *want, timeout=WAIT_S):
+        """The lines after `mark` start with exactly `want`; returns the new mark."""
+        self.wait(f"lines {list(want)!r}", lambda: len(self.lines()) >= mark + len(want), timeout)
+        got = self.lines()[mark : mark + len(want)]
+        check_eq(got, list(want), f"{self.label}: lines shown")
+        return mark + len(want)
+
+    def wait_line(self, line, mark=0, timeout=WAIT_S):
+        """Waits until `line` is shown after `mark`; returns its index."""
+        self.wait(f"line {line!r}", lambda: line in self.lines()[mark:], timeout)
+        return self.lines().index(line, mark)
+
+    def item(self, index):
+        """The list item of the `index`th protocol line."""
+        return self.els("#log li[data-line]")[index]
+
+    def login(self, name):
+        box = self.el("#name")
+        box.clear()
+        box.send_keys(name, Keys.ENTER)
+
+    def say(self, text):
+        box = self.el("#message")
+        box.send_keys(text, Keys.ENTER)
+        self.wait("the message box to empty", lambda: box.get_attribute("value") == "")
+
+    def members(self):
+        return [b.get_attribute("data-name") for b in self.els("#members button[data-name]")]
+
+    def rooms(self):
+        return [b.get_attribute("data-room") for b in self.els("#rooms button[data-room]")]
+
+    def conn_state(self):
+        return self.el("#conn-state").get_attribute("data-state")
+
+    def no_alert(self):
+        try:
+            alert = self.driver.switch_to.alert
+        except NoAlertPresentException:
+            return
+        text = alert.text
+        alert.dismiss()
+        raise Failure(f"{self.label}: an alert fired: {text!r}")
+
+    def collect_console(self):
+        self.console.extend(self.driver.get_log("browser"))
+
+    def console_problems(self):
+        """Console entries that mean the page broke: CSP refusals, JS errors.
+        WebSocket connection failures while the server is down are expected."""
+        self.collect_console()
+        bad = []
+        for entry in self.console:
+            msg = entry.get("message", "")
+            if "WebSocket connection to" in msg:
+                continue
+            if ("Content Security Policy" in msg or "Refused to" in msg
+                    or "Uncaught" in msg or entry.get("level") == "SEVERE"):
+                bad.append(msg)
+        return bad
+
+
+# ---- The scenario --------------------------------------------------------------
+
+
+def fetch_head(url):
+    with urllib.request.urlopen(url, timeout=WAIT_S) as resp:
+        return resp.status, resp.headers, resp.read()
+
+
+def check_http(base):
+    status, headers, body = fetch_head(base + "/")
+    check_eq(status, 200, "GET / status")
+    check_eq(headers.get("Content-Security-Policy"), CSP, "GET / Content-Security-Policy")
+    check(b'src="/app.js"' in body, "GET / is our index.html")
+    for path in ("/app.js", "/style.css", "/icon.svg"):
+        status, _, body = fetch_head(base + path)
+        check_eq(status, 200, f"GET {path} status")
+        check(len(body) > 0, f"GET {path} has a body")
+
+
+def title_of_other_tab(user, handle):
+    """A tab's title without activating it (switching tabs would show it)."""
+    infos = user.driver.execute_cdp_cmd("Target.getTargets", {})["targetInfos"]
+    for info in infos:
+        if info.get("type") == "page" and info.get("targetId") == handle:
+            return info.get("title")
+    raise Failure(f"{user.label}: no tab {handle} among {json.dumps(infos)}")
+
+
+def run(args, cleanup):
+    server = Server(args.server)
+    cleanup.append(server.stop)
+    step(f"server up: TCP {server.port}, HTTP {server.http_port}")
+    base = f"http://127.0.0.1:{server.http_port}"
+    check_http(base)
+
+    profiles = tempfile.mkdtemp(prefix="chatroom-browser-test-")
+    cleanup.append(lambda: shutil.rmtree(profiles, ignore_errors=True))
+
+    # carol speaks the line protocol over TCP and is there first.
+    carol = TcpUser(server.port, "carol")
+    cleanup.append(carol.close)
+    carol.expect("* lobby has 1 member: carol")
+
+    # ---- alice: refused names are shown on the name card, then she gets in.
+    alice = BrowserUser(base + "/", "alice", profiles)
+    cleanup.append(alice.quit)
+    check_eq(alice.driver.title, "chatroom", "title before joining")
+    check(alice.el("#login").is_displayed(), "the name card shows first")
+    alice.login("carol")
+    alice.wait("the name-taken error", lambda: alice.el("#login-error").text == "name taken: carol")
+    check(alice.el("#login").is_displayed(), "the name card stays after a refusal")
+    alice.login("not valid!")
+    alice.wait("the invalid-name error", lambda: alice.el("#login-error").get_attribute("data-line") == INVALID_NAME)
+    check_eq(alice.el("#login-error").text, INVALID_NAME[2:], "invalid-name error text")
+    alice.login("alice")
+    a = alice.expect_lines(0, "* alice joined lobby", WELCOME.format("alice"), "* lobby has 2 members: alice, carol")
+    alice.wait("the name card to go", lambda: not alice.el("#login").is_displayed())
+    alice.wait("online", lambda: alice.conn_state() == "online")
+    check_eq(alice.el("#room-name").text, "#lobby", "alice's room heading")
+    check_eq(alice.members(), ["alice", "carol"], "alice's member list")
+    alice.wait("the room list", lambda: alice.rooms() == ["lobby"])
+    check_eq(alice.driver.switch_to.active_element.get_attribute("id"), "message",
+             "the message box has the focus after joining")
+    carol.expect("* alice joined lobby")
+    step("alice registered after two refused names")
+
+    # ---- bob joins; everyone's member list follows.
+    bob = BrowserUser(base + "/", "bob", profiles)
+    cleanup.append(bob.quit)
+    bob.login("bob")
+    b = bob.expect_lines(0, "* bob joined lobby", WELCOME.format("bob"), "* lobby has 3 members: alice, bob, carol")
+    a = alice.expect_lines(a, "* bob joined lobby")
+    carol.expect("* bob joined lobby")
+    alice.wait("bob in alice's member list", lambda: alice.members() == ["alice", "bob", "carol"])
+    check_eq(bob.members(), ["alice", "bob", "carol"], "bob's member list")
+    check_eq(alice.el("#member-count").text, "(3)", "member count")
+
+    # ---- Chat, both ways between the browsers and TCP.
+    line = "alice: morning all! the web client is live, give it a try"
+    alice.say("morning all! the web client is live, give it a try")
+    a = alice.expect_lines(a, line)
+    b = bob.expect_lines(b, line)
+    carol.expect(line)
+    check("mine" in alice.item(a - 1).get_attribute("class"), "alice's own line is marked as hers")
+    nick = bob.item(b - 1).find_element(By.CSS_SELECTOR, ".nick")
+    check_eq(nick.text, "alice", "the sender's name is styled apart")
+
+    carol.send("hi from the terminal, nc still works fine")
+    line = "carol: hi from the terminal, nc still works fine"
+    a = alice.expect_lines(a, line)
+    b = bob.expect_lines(b, line)
+    carol.expect(line)
+
+    bob.say("/me waves from a browser")
+    line = "+ bob waves from a browser"
+    a = alice.expect_lines(a, line)
+    b = bob.expect_lines(b, line)
+    carol.expect(line)
+    check("action" in alice.item(a - 1).get_attribute("class"), "an action is marked as one")
+
+    bob.say("/msg alice can you review the deploy script after lunch?")
+    line = "[pm bob -> alice] can you review the deploy script after lunch?"
+    a = alice.expect_lines(a, line)
+    b = bob.expect_lines(b, line)
+    check("pm" in alice.item(a - 1).get_attribute("class"), "a private message is marked")
+    check("private" in alice.item(a - 1).text.lower(), "a private message says so")
+
+    alice.say("/msg bob sure, after 2")
+    line = "[pm alice -> bob] sure, after 2"
+    a = alice.expect_lines(a, line)
+    b = bob.expect_lines(b, line)
+    step("chat, action and private messages delivered")
+
+    # ---- An HTML-looking line is text, and runs nothing.
+    carol.send(XSS)
+    line = "carol: " + XSS
+    carol.expect(line)  # and not the private messages before it
+    for user, mark in ((alice, a), (bob, b)):
+        user.expect_lines(mark, line)
+        item = user.item(mark)
+        check(XSS in item.text, f"{user.label}: the line shows literally: {item.text!r}")
+        check_eq(len(user.els("#log img")), 0, f"{user.label}: no image element in the list")
+        user.no_alert()
+    a += 1
+    b += 1
+    step("the XSS line shows as text")
+
+    # ---- A topic shows in the header.
+    carol.send("/topic release 1.4 ships on Friday")
+    line = "* carol set the topic for lobby: release 1.4 ships on Friday"
+    carol.expect(line)
+    a = alice.expect_lines(a, line)
+    b = bob.expect_lines(b, line)
+    alice.wait("the topic in the header", lambda: alice.el("#topic").text == "release 1.4 ships on Friday")
+
+    # ---- Room switching: alice types /join, bob clicks the room in his list.
+    alice.say("/join games")
+    a = alice.expect_lines(a, "* alice joined games", "* games has 1 member: alice")
+    b = bob.expect_lines(b, "* alice left for games")
+    carol.expect("* alice left for games")
+    alice.wait("alice's heading", lambda: alice.el("#room-name").text == "#games")
+    alice.wait("alice's members", lambda: alice.members() == ["alice"])
+    check(not alice.el("#topic").is_displayed(), "games has no topic")
+    bob.wait("alice gone from bob's members", lambda: bob.members() == ["bob", "carol"])
+    bob.wait("games in bob's room list", lambda: "games" in bob.rooms())
+
+    line = "alice: anyone up for a round of chess tonight?"
+    alice.say("anyone up for a round of chess tonight?")
+    a = alice.expect_lines(a, line)
+
+    bob.el('#rooms button[data-room="games"]').click()
+    b = bob.expect_lines(b, "* bob joined games")
+    b = bob.wait_line("* games has 2 members: alice, bob", b) + 1
+    history = bob.lines()[b - 2]
+    check(re.fullmatch(r"# \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ " + re.escape(line), history),
+          f"bob gets games' history: {history!r}")
+    check("history" in bob.item(b - 2).get_attribute("class"), "a history line is marked as history")
+    a = alice.expect_lines(a, "* bob joined games")
+    carol.expect("* bob left for games")
+    alice.wait("bob in alice's members", lambda: alice.members() == ["alice", "bob"])
+    bob.wait("bob's heading", lambda: bob.el("#room-name").text == "#games")
+    check_eq(bob.el('#rooms button[aria-current="true"]').get_attribute("data-room"), "games",
+             "bob's room list marks games as his room")
+
+    bob.say("sure, 8pm?")
+    line = "bob: sure, 8pm?"
+    a = alice.expect_lines(a, line)
+    b = bob.expect_lines(b, line)
+    alice.say("8pm works \u2014 see you at the board")
+    line = "alice: 8pm works \u2014 see you at the board"
+    a = alice.expect_lines(a, line)
+    b = bob.expect_lines(b, line)
+    carol.send("have fun, I'll hold the fort in the lobby")  # carol's room only
+    carol.expect("carol: have fun, I'll hold the fort in the lobby")
+
+    alice.wait("the room list knows games", lambda: "games" in alice.rooms())
+    alice.say("/rooms")
+    a = alice.expect_lines(a, "* 2 rooms: games (2), lobby (1)")
+    alice.wait("the room counts", lambda: alice.el('#rooms button[data-room="lobby"] .count').text == "1")
+    step("rooms switched by command and by click; history shown")
+
+    # ---- Up and Down recall what was sent.
+    box = bob.el("#message")
+    box.send_keys("half-typed")
+    box.send_keys(Keys.ARROW_UP)
+    check_eq(box.get_attribute("value"), "sure, 8pm?", "Up recalls the last line")
+    box.send_keys(Keys.ARROW_UP)
+    check_eq(box.get_attribute("value"), "/msg alice can you review the deploy script after lunch?",
+             "Up again recalls the one before")
+    box.send_keys(Keys.ARROW_DOWN)
+    box.send_keys(Keys.ARROW_DOWN)
+    check_eq(box.get_attribute("value"), "half-typed", "Down returns to the draft")
+    box.clear()
+
+    if args.screenshot:
+        alice.driver.set_window_size(1280, 800)
+        alice.driver.execute_script("document.getElementById('message').blur()")
+        alice.driver.save_screenshot(args.screenshot)
+        step(f"screenshot saved to {args.screenshot}")
+
+    # ---- While alice's tab is hidden, the title counts what she missed.
+    alice.driver.switch_to.new_window("tab")
+    other_tab = alice.driver.current_window_handle
+    alice.driver.get("about:blank")
+    bob.say("see you there")
+    b = bob.expect_lines(b, "bob: see you there")
+    deadline = time.monotonic() + WAIT_S
+    while title_of_other_tab(alice, alice.chat_tab) != "(1) #games \u00b7 chatroom":
+        check(time.monotonic() < deadline,
+              f"hidden tab title: {title_of_other_tab(alice, alice.chat_tab)!r}")
+        time.sleep(0.05)
+    alice.driver.close()
+    alice.driver.switch_to.window(alice.chat_tab)
+    check(other_tab != alice.chat_tab, "a second tab was opened")
+    alice.wait("the title to reset", lambda: alice.driver.title == "#games \u00b7 chatroom")
+    a = alice.expect_lines(a, "bob: see you there")
+    step("unread count shown in a hidden tab's title")
+
+    # ---- The server stops; the pages notice, and come back by themselves.
+    status = server.stop()
+    check_eq(status, 0, "server exit status after SIGTERM")
+    carol.expect("* server shutting down")
+    carol.expect_eof()
+    carol.close()
+    a = alice.expect_lines(a, "* server shutting down")
+    b = bob.expect_lines(b, "* server shutting down")
+    for user in (alice, bob):
+        user.wait("the page to show it is offline", lambda u=user: u.conn_state() in ("waiting", "connecting"))
+    step("server stopped; pages offline")
+
+    server = Server(args.server, server.port, server.http_port)
+    cleanup.append(server.stop)
+    step(f"server restarted on TCP {server.port}, HTTP {server.http_port}")
+    for user, mark, name in ((alice, a, "alice"), (bob, b, "bob")):
+        user.wait("the page to reconnect", lambda u=user: u.conn_state() == "online", RECONNECT_WAIT_S)
+        # Registration puts it in the lobby; the page goes back to games by itself.
+        user.expect_lines(mark, f"* {name} joined lobby", WELCOME.format(name))
+        user.wait_line(f"* {name} joined games", mark)
+        user.wait("the heading back on games", lambda u=user: u.el("#room-name").text == "#games")
+    alice.wait("bob back in alice's members", lambda: alice.members() == ["alice", "bob"])
+
+    carol = TcpUser(server.port, "carol")
+    cleanup.append(carol.close)
+    carol.expect("* lobby has 1 member: carol")
+    carol.send("/join games")
+    carol.expect("* carol joined games", "* games has 3 members: alice, bob, carol")
+    a = alice.wait_line("* carol joined games") + 1
+    b = bob.wait_line("* carol joined games") + 1
+
+    alice.say("back again, that was quick")
+    line = "alice: back again, that was quick"
+    a = alice.expect_lines(a, line)
+    b = bob.expect_lines(b, line)
+    carol.expect(line)
+    carol.send("welcome back")
+    a = alice.expect_lines(a, "carol: welcome back")
+    b = bob.expect_lines(b, "carol: welcome back")
+    step("pages reconnected after the restart and chat again")
+
+    # ---- A phone-sized screen: no sideways scrolling; the lists in a drawer.
+    bob.driver.set_window_size(390, 844)
+    bob.wait("the menu button", lambda: bob.el("#sidebar-toggle").is_displayed())
+    bob.wait("the sidebar to fold away", lambda: not bob.el("#sidebar").is_displayed())
+    overflow = bob.driver.execute_script(
+        "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    check(overflow <= 0, f"no sideways scrolling on a phone ({overflow}px too wide)")
+    check(bob.el("#message").is_displayed() and bob.el("#send").is_displayed(), "the composer fits")
+    bob.el("#sidebar-toggle").click()
+    bob.wait("the drawer to open", lambda: bob.el("#sidebar").is_displayed()
+             and bob.el("#sidebar-toggle").get_attribute("aria-expanded") == "true")
+    bob.wait("the drawer's room list", lambda: bob.el('#rooms button[data-room="games"]').is_displayed())
+    check_eq(bob.driver.switch_to.active_element.get_attribute("id"), "rooms-refresh",
+             "opening the drawer moves the focus into it")
+    bob.driver.switch_to.active_element.send_keys(Keys.ESCAPE)
+    bob.wait("the drawer to close", lambda: not bob.el("#sidebar").is_displayed())
+    step("phone layout works")
+
+    # ---- Nothing was refused by the CSP, no script error, no alert.
+    for user in (alice, bob):
+        user.no_alert()
+        problems = user.console_problems()
+        check(not problems, f"{user.label}: console problems:\n  " + "\n  ".join(problems))
+    step("no CSP violations, script errors or alerts")
+
+
+def terminated(signum, frame):
+    raise Failure("terminated by SIGTERM")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--server", required=True, help="path of the chatroom binary")
+    parser.add_argument("--screenshot", metavar="PATH", help="save a screenshot of alice's page here")
+    parser.add_argument("--timeout", type=float, default=240, help="overall limit in seconds")
+    args = parser.parse_args()
+
+    missing = [p for p in (CHROMIUM, CHROMEDRIVER, args.server) if not os.access(p, os.X_OK)]
+    if missing:
+        print("browser test: missing " + ", ".join(missing) + "; run `bash scripts/test-deps.sh`",
+              file=sys.stderr)
+        return 2
+
+    def overall_timeout(signum, frame):
+        raise Failure(f"the whole run took longer than {args.timeout:.0f} s")
+
+    signal.signal(signal.SIGALRM, overall_timeout)
+    signal.setitimer(signal.ITIMER_REAL, args.timeout)
+    # SIGTERM (the Rust test's own deadline) cleans up like a failure does.
+    signal.signal(signal.SIGTERM, terminated)
+
+    cleanup = []
+    try:
+        run(args, cleanup)
+        ok = True
+    except Exception:
+        traceback.print_exc()
+        ok = False
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        for undo in reversed(cleanup):
+            try:
+                undo()
+            except Exception as err:  # keep cleaning up
+                print(f"cleanup: {err!r}", file=sys.stderr)
+    print("browser test: " + ("ok" if ok else "FAILED"), flush=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
