@@ -18,6 +18,8 @@
   const BACKOFF_MAX_MS = 8000;
   /** How close to the bottom (px) still counts as "at the bottom". */
   const STICK_PX = 48;
+  /** Reconnects that find our name taken before the page asks for another. */
+  const MAX_TAKEN_RETRIES = 5;
   /** How often the room list is refreshed while the page is visible. */
   const ROOMS_REFRESH_MS = 60000;
   /** Colour classes for names (style.css defines nick-0 .. nick-7). */
@@ -110,6 +112,7 @@
     inBurst: false,
     /** Reconnect bookkeeping. */
     attempt: 0,
+    takenRetries: 0,
     retryTimer: null,
     retryAt: 0,
     countdownTimer: null,
@@ -291,7 +294,12 @@
     }
     if (line.startsWith("* ")) {
       kind = "notice";
-      li = lineItem(kind, line, date, (body) => appendText(body, line.slice(2)));
+      const text = line.slice(2);
+      li = lineItem(kind, line, date, (body) => appendText(body, text));
+      // `/help` continues its notice on lines indented by a space.
+      if (text.startsWith(" ")) li.classList.add("continued");
+      const joined = RE.joined.exec(text);
+      if (joined && sameName(joined[1], state.me)) li.classList.add("room-start");
     } else if (line.startsWith("! ")) {
       kind = "error";
       li = lineItem(kind, line, date, (body) => {
@@ -633,6 +641,7 @@
     state.wantName = name;
     state.wasRegistered = true;
     state.attempt = 0;
+    state.takenRetries = 0;
     state.room = null;
     remember(name);
     setConn("online", "connected as " + name);
@@ -693,6 +702,14 @@
       if (text === "login timeout") return; // the close that follows says it
       el.loginError.textContent = text;
       el.loginError.dataset.line = line;
+      if (state.wasRegistered && text.startsWith("name taken") && state.takenRetries < MAX_TAKEN_RETRIES) {
+        // Most likely our own connection from before, not yet noticed gone
+        // by the server: try again (with backoff) before asking the user.
+        state.takenRetries += 1;
+        localNote("The name " + state.wantName + " is still taken, perhaps by your old connection; trying again\u2026", "bad");
+        state.ws.close();
+        return;
+      }
       if (RE.busy.test(text)) {
         // The server turned the connection away; it closes and we retry.
         if (state.wasRegistered) localNote("The server says: " + text, "bad");
