@@ -438,6 +438,16 @@ impl WsClient {
         })
     }
 
+    /// A client over `sock` whose 101 response the caller has read
+    /// (exactly: nothing after it).
+    pub fn after_handshake(sock: TcpStream, name: &str) -> WsClient {
+        WsClient {
+            sock,
+            buf: Vec::new(),
+            name: name.to_string(),
+        }
+    }
+
     /// Connects, upgrades, answers the prompt with `name` and reads
     /// through the join burst, as [`super::Client::login`] does.
     #[track_caller]
