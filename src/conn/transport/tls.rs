@@ -101,7 +101,8 @@ impl TlsStream {
 
     /// Writes pending records, then encrypts and writes queued plaintext,
     /// until all is out, the socket is full or `budget` bytes went out.
-    /// With `closing`, a close_notify follows the last byte.
+    /// With `closing`, a close_notify follows the last byte; a session
+    /// still in its handshake drops its queued output instead.
     pub(super) fn write_from(
         &mut self,
         out: &mut OutBuf,
@@ -129,6 +130,14 @@ impl TlsStream {
                 return Ok(Flushed::All);
             }
             if self.tls.is_handshaking() {
+                if closing {
+                    // No session yet, so nothing queued can ever reach the
+                    // peer: drop it and end now (a FIN, no close_notify)
+                    // instead of waiting out the flush deadline for a
+                    // handshake that may never finish.
+                    out.consume(out.len());
+                    continue;
+                }
                 return Ok(Flushed::Waiting);
             }
             if written >= budget {
