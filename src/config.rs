@@ -7,6 +7,7 @@ use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use crate::cluster::ClusterConfig;
 use crate::framing::DEFAULT_MAX_LINE_BYTES;
 use crate::limits::flood::Flood;
 use crate::limits::peers::PeerLimits;
@@ -80,6 +81,12 @@ pub struct Config {
     /// A quiet WebSocket client is pinged after this long, and dropped if
     /// it sends nothing for as long again.
     pub ws_ping: Duration,
+    /// Join a cluster of nodes over Redis (`--redis`); `None`: this
+    /// process is the whole chat.
+    pub cluster: Option<ClusterConfig>,
+    /// Bind listeners with `SO_REUSEPORT`, so several processes share a
+    /// port and the kernel spreads clients over them (`--reuse-port`).
+    pub reuse_port: bool,
     /// Longest accepted line, in bytes, without its line ending.
     pub max_line: usize,
     /// Most unsent output a client may have before it is disconnected.
@@ -130,6 +137,8 @@ impl Default for Config {
             https: None,
             allowed_origins: Vec::new(),
             ws_ping: DEFAULT_WS_PING,
+            cluster: None,
+            reuse_port: false,
             max_line: DEFAULT_MAX_LINE_BYTES,
             max_outbuf: DEFAULT_MAX_OUTBUF_BYTES,
             login_timeout: DEFAULT_LOGIN_TIMEOUT,

@@ -28,6 +28,7 @@
 pub mod bus;
 pub mod chat;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod conn;
 pub mod framing;

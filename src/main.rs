@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use chatroom::cli::{self, Args, CliError};
+use chatroom::cluster::link::RedisUrl;
+use chatroom::cluster::ClusterConfig;
 use chatroom::config::{
     default_max_clients, DEFAULT_HTTPS_PORT, DEFAULT_HTTP_PORT, DEFAULT_TLS_PORT,
     MAX_HISTORY_LINES, MAX_LINE_LIMIT,
@@ -53,6 +55,14 @@ WEB (a chat page in the browser; see README.md):
                         pages may open the WebSocket besides the page's own
   --ws-ping SECS        ping a quiet WebSocket client after SECS; drop it
                         after twice that without a word [default: 30]
+
+CLUSTER (several processes as one chat; see docs/CLUSTER.md):
+  --redis URL           join the cluster through Redis at
+                        redis://[user:password@]host[:port][/db]
+  --node-name NAME      this node's name in the cluster, A-Z a-z 0-9 . _ -
+                        [default: host-pid-random]
+  --reuse-port          bind with SO_REUSEPORT so several processes share
+                        the ports (one per core)
 
 TLS (see README.md, Running with TLS):
   --tls-cert FILE       PEM certificate chain, the server's own first
@@ -131,6 +141,18 @@ fn parse(mut args: Args) -> Result<Parsed, CliError> {
         }
         (None, _) => None,
     };
+    let node_name = args.value("--node-name", node_name)?;
+    let cluster = match args.value("--redis", |s| s.parse::<RedisUrl>())? {
+        Some(url) => Some(ClusterConfig {
+            addr: resolve(&url)?,
+            node: node_name.unwrap_or_else(default_node_name),
+            url,
+        }),
+        None if node_name.is_some() => {
+            return Err(CliError("--node-name needs --redis".into()));
+        }
+        None => None,
+    };
     let secs = cli::seconds(1..=365 * 24 * 3600);
     let flood = Flood {
         rate: args
@@ -166,6 +188,8 @@ fn parse(mut args: Args) -> Result<Parsed, CliError> {
             })?
             .unwrap_or_default(),
         ws_ping: args.value("--ws-ping", &secs)?.unwrap_or(d.ws_ping),
+        cluster,
+        reuse_port: args.switch("--reuse-port"),
         max_line: args
             .value("--max-line", cli::number(64..=MAX_LINE_LIMIT))?
             .unwrap_or(d.max_line),
@@ -213,6 +237,48 @@ fn parse(mut args: Args) -> Result<Parsed, CliError> {
     // Ranges that depend on other settings (--max-outbuf against --max-line).
     config.validate().map_err(|e| CliError(e.to_string()))?;
     Ok(Parsed { config, log_level })
+}
+
+/// A node name: 1-64 of A-Z a-z 0-9 . _ - (it goes into Redis key names).
+fn node_name(s: &str) -> Result<String, String> {
+    let ok = (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("must be 1-64 of A-Z a-z 0-9 . _ - (got {s:?})"))
+    }
+}
+
+/// `host-pid-random`: unique per process, readable in logs.
+fn default_node_name() -> String {
+    let mut buf = [0u8; 64];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into our buffer.
+    let host = if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0 {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..end])
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .take(32)
+            .collect()
+    } else {
+        String::from("node")
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{host}-{}-{:04x}", std::process::id(), nanos & 0xffff)
+}
+
+/// Resolves the Redis host once, at startup (the loop never blocks on DNS).
+fn resolve(url: &RedisUrl) -> Result<SocketAddr, CliError> {
+    use std::net::ToSocketAddrs as _;
+    (url.host.as_str(), url.port)
+        .to_socket_addrs()
+        .map_err(|e| CliError(format!("--redis: cannot resolve {}: {e}", url.host)))?
+        .next()
+        .ok_or_else(|| CliError(format!("--redis: {} has no address", url.host)))
 }
 
 /// The lines of a message-of-the-day file (blank lines kept, line endings

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use log::{debug, info};
 
-use super::{Bus, ChatSettings, ClientId};
+use super::{Bus, ChatSettings, ClientId, Member, RoomCount};
 use crate::outbox::Outbox;
 use crate::protocol::lines::{self, Leave, Refusal, PROMPT_LINE};
 use crate::protocol::{self, LOBBY};
@@ -424,28 +424,6 @@ impl Bus for LocalBus {
             self.line.clear();
             lines::summary(&mut self.line, self.rooms.room(id).name(), joins, leaves);
             self.to_room(id, out);
-        }
-    }
-}
-
-/// `room (n)` in a `/rooms` listing.
-struct RoomCount<'a>(&'a str, usize);
-
-impl std::fmt::Display for RoomCount<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({})", self.0, self.1)
-    }
-}
-
-/// `name`, or `name (away)`, in a member listing.
-struct Member<'a>(&'a str, bool);
-
-impl std::fmt::Display for Member<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.1 {
-            write!(f, "{} (away)", self.0)
-        } else {
-            f.write_str(self.0)
         }
     }
 }

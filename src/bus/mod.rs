@@ -9,8 +9,10 @@
 //! that client's input until it does). Line shapes come from
 //! [`crate::protocol::lines`] either way, so every bus says the same thing.
 
+mod either;
 mod local;
 
+pub use either::AnyBus;
 pub use local::{LocalBus, MAX_LISTED};
 
 /// What every bus needs to know of the chat's settings.
@@ -99,4 +101,26 @@ pub trait Bus {
 
     /// Sends each big room its summary notice.
     fn flush_notices(&mut self, out: &mut impl Outbox);
+}
+
+/// `room (n)` in a `/rooms` listing.
+pub(crate) struct RoomCount<'a>(pub &'a str, pub usize);
+
+impl std::fmt::Display for RoomCount<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.0, self.1)
+    }
+}
+
+/// `name`, or `name (away)`, in a member listing.
+pub(crate) struct Member<'a>(pub &'a str, pub bool);
+
+impl std::fmt::Display for Member<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.1 {
+            write!(f, "{} (away)", self.0)
+        } else {
+            f.write_str(self.0)
+        }
+    }
 }

@@ -39,6 +39,11 @@ impl<B: Bus> Chat<B> {
         &self.bus
     }
 
+    /// The bus, for the loop to drive its sockets and timers.
+    pub fn bus_mut(&mut self) -> &mut B {
+        &mut self.bus
+    }
+
     /// True once `key` has a name.
     pub fn is_registered(&self, key: usize) -> bool {
         self.bus.is_registered(key)

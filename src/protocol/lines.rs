@@ -59,6 +59,10 @@ pub enum Refusal<'a> {
     TooManyFromAddress,
     /// The address opens connections faster than `--connect-rate`.
     TooFast,
+    /// The cluster's Redis is away: nothing that needs it can be done.
+    Unavailable,
+    /// The cluster's Redis went away with this line in flight.
+    NotSent,
 }
 
 impl fmt::Display for Refusal<'_> {
@@ -77,6 +81,10 @@ impl fmt::Display for Refusal<'_> {
             Refusal::ServerFull => f.write_str("server full"),
             Refusal::TooManyFromAddress => f.write_str("too many connections from your address"),
             Refusal::TooFast => f.write_str("connecting too fast; try again later"),
+            Refusal::Unavailable => {
+                f.write_str("the chat is reconnecting to its cluster; try again in a moment")
+            }
+            Refusal::NotSent => f.write_str("not sent: the chat lost its cluster connection"),
         }
     }
 }

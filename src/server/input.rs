@@ -35,6 +35,10 @@ impl Server {
             Phase::Draining | Phase::Lingering => return self.discard_input(key),
             Phase::Open => {}
         }
+        if self.chat.is_waiting(key) {
+            // Its bus operation is in flight: the bus lists it when done.
+            return;
+        }
         if self.table.is_turn_full() {
             // This turn queued all the output it may: read next turn.
             return self.table.list_read(key);
@@ -108,8 +112,9 @@ impl Server {
                 (Input::Ws(event), Role::Chat) => self.ws_event(c, event),
                 (Input::Request(req), Role::Metrics) => self.metrics_request(key, req),
                 (Input::Request(req), Role::Web) => {
-                    if self.web_request(key, req) {
-                        // Upgraded: the rest of `data` is WebSocket frames.
+                    let upgraded = self.web_request(key, req);
+                    if upgraded {
+                        // The rest of `data` is WebSocket frames.
                         codec = Codec::Ws(Box::default());
                         role = Role::Chat;
                         if let Some(conn) = self.table.get_mut(key) {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use log::{debug, info, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
-use socket2::{SockRef, TcpKeepalive};
+use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 
 use super::handle::Counters;
 use super::Server;
@@ -69,18 +69,24 @@ pub(super) fn bind(
     addr: SocketAddr,
     role: Role,
     tls: bool,
+    reuse_port: bool,
     registry: &Registry,
     i: usize,
 ) -> io::Result<Listener> {
-    let mut socket = TcpListener::bind(addr)?;
-    // SAFETY: listen() on a socket we own; calling it again on a listening
-    // socket only changes the backlog.
-    if unsafe { libc::listen(socket.as_raw_fd(), LISTEN_BACKLOG) } != 0 {
-        warn!(
-            "could not raise the listen backlog: {}",
-            io::Error::last_os_error()
-        );
-    }
+    let mut socket = if reuse_port {
+        bind_shared(addr)?
+    } else {
+        let socket = TcpListener::bind(addr)?;
+        // SAFETY: listen() on a socket we own; calling it again on a
+        // listening socket only changes the backlog.
+        if unsafe { libc::listen(socket.as_raw_fd(), LISTEN_BACKLOG) } != 0 {
+            warn!(
+                "could not raise the listen backlog: {}",
+                io::Error::last_os_error()
+            );
+        }
+        socket
+    };
     registry.register(&mut socket, token(i), Interest::READABLE)?;
     let addr = socket.local_addr()?;
     Ok(Listener {
@@ -90,6 +96,18 @@ pub(super) fn bind(
         addr,
         more: false,
     })
+}
+
+/// A listener with `SO_REUSEPORT`: several processes bind the same port
+/// and the kernel spreads new connections over them (one process per core).
+fn bind_shared(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(TcpListener::from_std(socket.into()))
 }
 
 impl Listener {

@@ -39,8 +39,9 @@ use mio::{Events, Poll, Token, Waker};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
-use crate::bus::{Bus as _, ChatSettings, LocalBus};
+use crate::bus::{AnyBus, Bus as _, ChatSettings, LocalBus};
 use crate::chat::Chat;
+use crate::cluster::{RedisBus, CMD_TOKEN, SUB_TOKEN};
 use crate::config::Config;
 use crate::conn::{Reason, Role};
 use crate::http;
@@ -134,7 +135,7 @@ pub struct Server {
     tls_config: Option<Arc<rustls::ServerConfig>>,
     config: Config,
     table: Table,
-    chat: Chat<LocalBus>,
+    chat: Chat<AnyBus>,
     /// Connections held per address.
     peers: Peers,
     flood: Flood,
@@ -197,13 +198,14 @@ impl Server {
             let Some(addr) = addr else { continue };
             let (role, tls) = kind.role();
             let i = listeners.len();
-            let listener = listen::bind(addr, role, tls, poll.registry(), i).map_err(|e| {
-                let why = match e.kind() {
-                    io::ErrorKind::AddrInUse => "address in use".to_owned(),
-                    _ => e.to_string(),
-                };
-                io::Error::new(e.kind(), format!("cannot listen on {addr}: {why}"))
-            })?;
+            let listener = listen::bind(addr, role, tls, config.reuse_port, poll.registry(), i)
+                .map_err(|e| {
+                    let why = match e.kind() {
+                        io::ErrorKind::AddrInUse => "address in use".to_owned(),
+                        _ => e.to_string(),
+                    };
+                    io::Error::new(e.kind(), format!("cannot listen on {addr}: {why}"))
+                })?;
             listeners.push((kind, listener));
         }
         let (kinds, listeners): (Vec<Listen>, Vec<Listener>) = listeners.into_iter().unzip();
@@ -227,6 +229,16 @@ impl Server {
             .zip(&listeners)
             .map(|(k, l)| (*k, l.addr))
             .collect();
+        let settings = ChatSettings {
+            notice_limit: config.notice_limit,
+            history_lines: config.history,
+            motd: config.motd.clone(),
+        };
+        let mut bus = match &config.cluster {
+            Some(cluster) => AnyBus::Cluster(Box::new(RedisBus::new(cluster.clone(), settings))),
+            None => AnyBus::Local(LocalBus::new(settings)),
+        };
+        bus.start(poll.registry(), Instant::now());
         let shared = Arc::new(Shared {
             waker,
             stop: AtomicBool::new(false),
@@ -246,14 +258,7 @@ impl Server {
                 config.write_timeout,
                 Arc::clone(&shared),
             ),
-            chat: Chat::new(
-                LocalBus::new(ChatSettings {
-                    notice_limit: config.notice_limit,
-                    history_lines: config.history,
-                    motd: config.motd.clone(),
-                }),
-                config.max_line,
-            ),
+            chat: Chat::new(bus, config.max_line),
             peers: Peers::new(config.peers),
             flood: config.flood,
             resume: Schedule::new(),
@@ -305,6 +310,7 @@ impl Server {
             self.table.begin_turn(now);
             self.chat.set_time(unix_now());
             self.fire_timers(now);
+            self.bus_turn(now);
             self.table.flush(self.poll.registry());
             self.close_marked();
             self.publish_stats();
@@ -351,6 +357,12 @@ impl Server {
                             return Ok(Stopped::Forced);
                         }
                     }
+                    CMD_TOKEN | SUB_TOKEN => {
+                        let registry = self.poll.registry();
+                        self.chat
+                            .bus_mut()
+                            .ready(event.token(), registry, now, &mut self.table);
+                    }
                     token => match listen::index(token, self.listeners.len()) {
                         Some(i) => self.accept_all(i, now),
                         None => self.conn_ready(token.0, event),
@@ -378,6 +390,7 @@ impl Server {
             self.login_deadlines.next(),
             self.request_deadlines.next(),
             self.resume.next().map(|us| self.table.instant_at(us)),
+            self.chat.bus().next_deadline(),
             self.table.next_deadline(),
             self.notice_due,
             self.accept_paused_until,
@@ -389,6 +402,16 @@ impl Server {
         .min()
         // Round up so we never wake a hair early and spin until the deadline.
         .map(|at| at.saturating_duration_since(now) + Duration::from_millis(1))
+    }
+
+    /// The bus's own work this turn (the cluster bus: timers, writing its
+    /// commands); clients whose bus operation completed are read again.
+    fn bus_turn(&mut self, now: Instant) {
+        let registry = self.poll.registry();
+        let resumed = self.chat.bus_mut().turn(registry, now, &mut self.table);
+        for key in resumed {
+            self.table.list_read(key);
+        }
     }
 
     fn conn_ready(&mut self, key: usize, event: &mio::event::Event) {

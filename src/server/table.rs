@@ -266,10 +266,8 @@ impl Table {
                 let quiet = self.tick.saturating_sub(conn.heard());
                 if quiet >= 2 * ws_ping_secs {
                     silent.push(key);
-                } else if quiet >= ws_ping_secs && conn.ws_ping() {
-                    if conn.list_write() {
-                        self.pending_writes.push(key);
-                    }
+                } else if quiet >= ws_ping_secs && conn.ws_ping() && conn.list_write() {
+                    self.pending_writes.push(key);
                 }
             }
             let waiting =
