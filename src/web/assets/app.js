@@ -20,6 +20,8 @@
   const STICK_PX = 48;
   /** Reconnects that find our name taken before the page asks for another. */
   const MAX_TAKEN_RETRIES = 5;
+  /** Big rooms: the member list is refreshed at most this often. */
+  const WHO_REFRESH_MS = 10000;
   /** How often the room list is refreshed while the page is visible. */
   const ROOMS_REFRESH_MS = 60000;
   /** Colour classes for names (style.css defines nick-0 .. nick-7). */
@@ -44,7 +46,7 @@
     history: /^# (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) (.*)$/,
     url: /\bhttps?:\/\/[^\s<>"']+/g,
     quit: /^\/quit(?:\s|$)/i,
-    roomsCommand: /^\/rooms\s*$/i,
+    asking: /^\/(rooms|who)\s*$/i,
     busy: /^(server full|too many connections|connecting too fast)/,
   };
 
@@ -103,11 +105,14 @@
     /** Known rooms, by lower-cased name: { name, count }. */
     rooms: new Map(),
     /**
-     * One entry per `/rooms` awaiting its answer, oldest first: true for
-     * those the page sent itself (the answer only updates the room list),
-     * false for those the user typed (the answer is shown too).
+     * One entry per `/rooms` or `/who` awaiting its one-line answer, oldest
+     * first: { command, quiet }. Quiet ones the page sent itself; their
+     * answers only update the lists. The server answers in order.
      */
-    roomsAsked: [],
+    asked: [],
+    /** A quiet `/who` is due (big rooms announce joins only in summaries). */
+    whoTimer: null,
+    lastWhoAt: 0,
     /** Inside a join burst: history lines follow until the member list. */
     inBurst: false,
     /** Reconnect bookkeeping. */
@@ -403,9 +408,37 @@
     if (r && r.count !== null) r.count = Math.max(0, r.count + delta);
   }
 
+  /** Sends `/rooms` or `/who` for the lists only: its answer is not shown. */
+  function askQuietly(command) {
+    if (isRegistered() && sendRaw("/" + command)) state.asked.push({ command, quiet: true });
+  }
+
   function requestRooms() {
-    if (!isRegistered()) return;
-    if (sendRaw("/rooms")) state.roomsAsked.push(true);
+    askQuietly("rooms");
+  }
+
+  /** Refreshes the member list soon, at most once per WHO_REFRESH_MS. */
+  function requestWhoSoon() {
+    if (state.whoTimer !== null) return;
+    const delay = Math.max(0, state.lastWhoAt + WHO_REFRESH_MS - Date.now());
+    state.whoTimer = setTimeout(() => {
+      state.whoTimer = null;
+      state.lastWhoAt = Date.now();
+      askQuietly("who");
+    }, delay);
+  }
+
+  /**
+   * Whether `text` (a notice) answers a `/rooms` or `/who` the page sent
+   * quietly; takes the answered request off the queue either way. The
+   * member list that ends a join burst answers nothing.
+   */
+  function isQuietAnswer(text) {
+    let command = null;
+    if (RE.rooms.test(text)) command = "rooms";
+    else if (RE.who.test(text) && !state.inBurst) command = "who";
+    if (command === null || state.asked.length === 0 || state.asked[0].command !== command) return false;
+    return state.asked.shift().quiet;
   }
 
   /** Updates what the page shows from a notice (the text after `* `). */
@@ -512,6 +545,22 @@
       if (sameName(m[2], state.room)) setTopic("");
       return;
     }
+    m = RE.summary.exec(text);
+    if (m) {
+      // A big room counts joins and leaves instead of naming them.
+      const [, room, first, verb, also] = m;
+      if (sameName(room, state.room)) {
+        const joined = verb === "joined" ? Number(first) : 0;
+        const left = verb === "left" ? Number(first) : Number(also || 0);
+        state.memberTotal = Math.max(state.members.size, state.memberTotal + joined - left);
+        const r = state.rooms.get(lower(room));
+        if (r) r.count = state.memberTotal;
+        renderMembers();
+        renderRooms();
+        requestWhoSoon();
+      }
+      return;
+    }
     if (RE.away.test(text) || RE.back.test(text)) {
       const me = state.me === null ? undefined : state.members.get(lower(state.me));
       if (me) me.away = RE.away.test(text);
@@ -570,7 +619,9 @@
     state.ws = null;
     state.me = null;
     state.prompted = false;
-    state.roomsAsked = [];
+    state.asked = [];
+    if (state.whoTimer !== null) clearTimeout(state.whoTimer);
+    state.whoTimer = null;
     state.inBurst = false;
     if (state.quitting) {
       setConn("closed", "you left the chat");
@@ -661,8 +712,7 @@
       onLoginLine(line);
       return;
     }
-    if (line.startsWith("* ") && RE.rooms.test(line.slice(2)) && state.roomsAsked.shift() === true) {
-      // The answer to a /rooms the page sent: it only updates the room list.
+    if (line.startsWith("* ") && isQuietAnswer(line.slice(2))) {
       noteNotice(line.slice(2));
       return;
     }
@@ -772,7 +822,8 @@
     }
     if (RE.quit.test(line)) state.quitting = true;
     sendRaw(line);
-    if (RE.roomsCommand.test(line)) state.roomsAsked.push(false);
+    const asking = RE.asking.exec(line);
+    if (asking) state.asked.push({ command: lower(asking[1]), quiet: false });
     if (state.sent[state.sent.length - 1] !== line) {
       state.sent.push(line);
       if (state.sent.length > MAX_INPUT_HISTORY) state.sent.shift();
