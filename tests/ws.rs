@@ -1217,13 +1217,13 @@ fn a_client_ending_tcp_without_a_close_frame_leaves() {
     alice.expect("* w joined lobby");
     let partial = Frame::text("never whole").masked();
     w.send_raw(&partial[..partial.len() - 1]);
-    w.sock.shutdown(std::net::Shutdown::Write).unwrap();
+    w.tcp().shutdown(std::net::Shutdown::Write).unwrap();
     alice.expect("* w left");
     w.expect_close(1000);
 
     let r = WsClient::login(server.http, "r");
     alice.expect("* r joined lobby");
-    socket2::SockRef::from(&r.sock)
+    socket2::SockRef::from(r.tcp())
         .set_linger(Some(Duration::ZERO))
         .unwrap();
     drop(r);

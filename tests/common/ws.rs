@@ -3,7 +3,8 @@
 //! raw WebSocket client over a blocking socket that can send any frame
 //! (masked or not, any opcode, FIN and RSV bits, split at any byte) and
 //! reads the server's frames with a deadline, telling a close frame and a
-//! clean EOF from a reset or a cut.
+//! clean EOF from a reset or a cut. The client runs over plain TCP or,
+//! for `wss://`, over a rustls session on the same socket.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -48,6 +49,8 @@ pub struct WebServer {
     pub server: TestServer,
     /// The web listener (page, assets, `GET /ws`).
     pub http: SocketAddr,
+    /// The same over TLS, if the config asks for it.
+    pub https: Option<SocketAddr>,
 }
 
 impl std::ops::Deref for WebServer {
@@ -73,6 +76,7 @@ impl WebServer {
 pub fn start_web(config: Config) -> WebServer {
     let server = Server::bind(config).expect("bind test server");
     let http = server.addr(Listen::Http).expect("the config asks for http");
+    let https = server.addr(Listen::Https);
     let addr = server.local_addr();
     let metrics = server.metrics_addr();
     let handle = server.handle();
@@ -85,6 +89,7 @@ pub fn start_web(config: Config) -> WebServer {
             thread: Some(thread),
         },
         http,
+        https,
     }
 }
 
@@ -169,7 +174,7 @@ pub fn http(addr: SocketAddr, request: &[u8]) -> Response {
 
 /// Reads a response from `sock` until the server closes it.
 #[track_caller]
-pub fn read_response(sock: &mut TcpStream) -> Response {
+pub fn read_response(sock: &mut impl Io) -> Response {
     let (bytes, end) = read_to_close(sock);
     let Some(at) = find(&bytes, b"\r\n\r\n") else {
         panic!(
@@ -186,16 +191,17 @@ pub fn read_response(sock: &mut TcpStream) -> Response {
 }
 
 /// Reads `sock` until the server closes it: what it sent, and whether the
-/// close was clean (EOF) or a reset. Fails after [`LINE_TIMEOUT`].
+/// close was clean (EOF; over TLS a close_notify) or a reset. Fails after
+/// [`LINE_TIMEOUT`], and on a TLS stream cut without close_notify.
 #[track_caller]
-pub fn read_to_close(sock: &mut TcpStream) -> (Vec<u8>, Got) {
+pub fn read_to_close(sock: &mut impl Io) -> (Vec<u8>, Got) {
     let mut got = Vec::new();
     let mut chunk = [0; 16 * 1024];
     let deadline = Instant::now() + LINE_TIMEOUT;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         assert!(!left.is_zero(), "the server never closed; got {got:?}");
-        sock.set_read_timeout(Some(left)).unwrap();
+        sock.tcp().set_read_timeout(Some(left)).unwrap();
         match sock.read(&mut chunk) {
             Ok(0) => return (got, Got::Eof),
             Ok(n) => got.extend_from_slice(&chunk[..n]),
@@ -207,6 +213,52 @@ pub fn read_to_close(sock: &mut TcpStream) -> (Vec<u8>, Got) {
             ),
         }
     }
+}
+
+/// A byte stream to the server: plain TCP, or TLS over TCP.
+pub trait Io: Read + Write + Send {
+    /// The TCP socket underneath (for timeouts, shutdown, linger).
+    fn tcp(&self) -> &TcpStream;
+}
+
+impl Io for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+}
+
+/// A TLS client session over its socket. A close_notify reads as `Ok(0)`;
+/// TCP closed without one is an `UnexpectedEof` error.
+pub type TlsStream = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+
+impl Io for TlsStream {
+    fn tcp(&self) -> &TcpStream {
+        &self.sock
+    }
+}
+
+/// A TLS session to `addr` with `config`, for the name `localhost`; the
+/// handshake runs on first use.
+#[track_caller]
+pub fn tls(addr: SocketAddr, config: &std::sync::Arc<rustls::ClientConfig>) -> TlsStream {
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(std::sync::Arc::clone(config), name)
+        .expect("a TLS client session");
+    rustls::StreamOwned::new(conn, tcp(addr))
+}
+
+/// Sends `request` over a new TLS session and reads the response until
+/// the server closes.
+#[track_caller]
+pub fn https(
+    addr: SocketAddr,
+    config: &std::sync::Arc<rustls::ClientConfig>,
+    request: &[u8],
+) -> Response {
+    let mut sock = tls(addr, config);
+    sock.write_all(request).expect("send the request");
+    sock.flush().expect("send the request");
+    read_response(&mut sock)
 }
 
 /// Where `needle` first occurs in `hay`.
@@ -359,12 +411,14 @@ pub enum WsGot {
     Reset,
     /// A clean TCP close cutting a frame: the bytes of the unfinished frame.
     Truncated(Vec<u8>),
+    /// Over TLS: TCP closed without a close_notify.
+    Unclean,
 }
 
-/// A raw WebSocket client: a blocking socket after the handshake, and the
+/// A raw WebSocket client: a blocking stream after the handshake, and the
 /// bytes read but not yet handed out as frames.
 pub struct WsClient {
-    pub sock: TcpStream,
+    sock: Box<dyn Io>,
     buf: Vec<u8>,
     pub name: String,
 }
@@ -383,9 +437,9 @@ impl WsClient {
         WsClient::over(tcp(addr), &addr.to_string(), origin)
     }
 
-    /// Upgrades an already connected socket.
+    /// Upgrades an already connected stream (TCP or TLS).
     #[track_caller]
-    pub fn over(sock: TcpStream, host: &str, origin: Option<&str>) -> WsClient {
+    pub fn over(sock: impl Io + 'static, host: &str, origin: Option<&str>) -> WsClient {
         match WsClient::try_over(sock, host, origin) {
             Ok(c) => c,
             Err(r) => panic!("upgrade refused: {:?}", r.head),
@@ -396,13 +450,14 @@ impl WsClient {
     /// (read to the server's close) if it refused.
     #[track_caller]
     pub fn try_over(
-        mut sock: TcpStream,
+        mut sock: impl Io + 'static,
         host: &str,
         origin: Option<&str>,
     ) -> Result<WsClient, Response> {
         let key = fresh_key();
         sock.write_all(upgrade_request(host, origin, &key, "").as_bytes())
             .expect("send the upgrade request");
+        sock.flush().expect("send the upgrade request");
         let mut buf = Vec::new();
         let mut chunk = [0; 4096];
         let end = loop {
@@ -432,7 +487,7 @@ impl WsClient {
         );
         buf.drain(..end);
         Ok(WsClient {
-            sock,
+            sock: Box::new(sock),
             buf,
             name: String::new(),
         })
@@ -440,9 +495,9 @@ impl WsClient {
 
     /// A client over `sock` whose 101 response the caller has read
     /// (exactly: nothing after it).
-    pub fn after_handshake(sock: TcpStream, name: &str) -> WsClient {
+    pub fn after_handshake(sock: impl Io + 'static, name: &str) -> WsClient {
         WsClient {
-            sock,
+            sock: Box::new(sock),
             buf: Vec::new(),
             name: name.to_string(),
         }
@@ -474,10 +529,17 @@ impl WsClient {
         self.expect_joined(name, "lobby");
     }
 
-    /// Writes `bytes` as they are, in one write.
+    /// The TCP socket underneath.
+    pub fn tcp(&self) -> &TcpStream {
+        self.sock.tcp()
+    }
+
+    /// Writes `bytes` as they are, in one write (over TLS: records, all
+    /// sent before this returns).
     #[track_caller]
     pub fn send_raw(&mut self, bytes: &[u8]) {
         self.sock.write_all(bytes).expect("send to server");
+        self.sock.flush().expect("send to server");
     }
 
     /// Sends one masked final text frame: one protocol line.
@@ -535,12 +597,13 @@ impl WsClient {
             if left.is_zero() {
                 return None;
             }
-            self.sock.set_read_timeout(Some(left)).unwrap();
+            self.sock.tcp().set_read_timeout(Some(left)).unwrap();
             match self.sock.read(&mut chunk) {
                 Ok(0) if self.buf.is_empty() => return Some(WsGot::Eof),
                 Ok(0) => return Some(WsGot::Truncated(std::mem::take(&mut self.buf))),
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Some(WsGot::Reset),
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Some(WsGot::Unclean),
                 Err(e)
                     if e.kind() == io::ErrorKind::WouldBlock
                         || e.kind() == io::ErrorKind::TimedOut
