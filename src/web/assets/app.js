@@ -59,6 +59,7 @@
     topic: $("topic"),
     connState: $("conn-state"),
     connText: $("conn-text"),
+    connCountdown: $("conn-countdown"),
     reconnect: $("reconnect"),
     sidebar: $("sidebar"),
     sidebarToggle: $("sidebar-toggle"),
@@ -577,6 +578,7 @@
   function setConn(kind, text) {
     el.connState.dataset.state = kind;
     el.connText.textContent = text;
+    el.connCountdown.textContent = "";
     el.reconnect.hidden = !(kind === "waiting" || kind === "closed");
     el.reconnect.textContent = kind === "closed" ? "Connect again" : "Reconnect now";
     const online = kind === "online";
@@ -652,11 +654,12 @@
     const delay = Math.round(base * (0.8 + Math.random() * 0.4));
     state.attempt += 1;
     state.retryAt = Date.now() + delay;
+    // The status is announced once; the countdown beside it is for the eyes only.
+    setConn("waiting", "offline \u2014 retrying");
+    if (!state.wasRegistered) el.loginState.textContent = "Cannot reach the server; retrying\u2026";
     const tick = () => {
       const s = Math.max(1, Math.ceil((state.retryAt - Date.now()) / 1000));
-      const text = "offline \u2014 retrying in " + s + " s";
-      setConn("waiting", text);
-      if (!state.wasRegistered) el.loginState.textContent = "Cannot reach the server; retrying in " + s + " s\u2026";
+      el.connCountdown.textContent = " in " + s + " s";
     };
     tick();
     state.countdownTimer = setInterval(tick, 1000);
