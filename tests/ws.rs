@@ -1490,3 +1490,109 @@ fn the_binary_serves_the_web_front_end() {
     let mut server = server;
     assert_eq!(server.wait_exit(), Some(0));
 }
+
+/// A server with the web listener over TLS too, serving `pki`'s
+/// certificate.
+fn start_https(pki: &common::tls::Pki) -> WebServer {
+    start_web(Config {
+        tls_identity: Some(pki.identity()),
+        https: Some("127.0.0.1:0".parse().unwrap()),
+        ..web_config()
+    })
+}
+
+/// Over HTTPS the page and its assets come with the same headers and
+/// bytes, and a wss:// client chats with a TCP client in one room; `/quit`
+/// closes with the notice, close 1000 and a close_notify.
+#[test]
+fn https_serves_the_page_and_wss_chats_with_tcp() {
+    let pki = common::tls::Pki::new("ws test CA");
+    let server = start_https(&pki);
+    let https_addr = server.https.expect("an https listener");
+    let config = pki.client();
+    for (path, content_type, body) in ASSETS {
+        let got = common::ws::https(https_addr, &config, &request("GET", path, ""));
+        let etag = got.header("ETag").to_owned();
+        assert_eq!(
+            got.head,
+            asset_head("200 OK", content_type, &etag, body.len()),
+            "{path}"
+        );
+        assert!(got.body == body, "{path}");
+        assert_eq!(got.end, Got::Eof, "{path}: no close_notify");
+    }
+    let mut alice = Client::login(server.addr, "alice");
+    let host = format!("localhost:{}", https_addr.port());
+    let sock = common::ws::tls(https_addr, &config);
+    let mut w = WsClient::over(sock, &host, Some(&format!("https://{host}"))).login_as("w");
+    alice.expect("* w joined lobby");
+    w.send_text("over wss \u{1f512}");
+    w.expect("w: over wss \u{1f512}");
+    alice.expect("w: over wss \u{1f512}");
+    alice.send("over tcp");
+    alice.expect("alice: over tcp");
+    w.expect("alice: over tcp");
+    w.send_frame(&Frame::new(op::PING, b"tls"));
+    w.expect_frame(Frame::new(op::PONG, b"tls"));
+    w.send_text("/quit");
+    w.expect("* w left (quit)");
+    w.expect_close(1000);
+    alice.expect("* w left (quit)");
+    assert_eq!(server.handle.stats().ws_upgrades, 1);
+}
+
+/// On the TLS listener the page's own origin is `https://<Host>`: the same
+/// host over `http://` is another origin, refused with 403.
+#[test]
+fn the_origin_check_over_tls_wants_https() {
+    let pki = common::tls::Pki::new("ws test CA");
+    let server = start_https(&pki);
+    let https_addr = server.https.expect("an https listener");
+    let config = pki.client();
+    let host = format!("localhost:{}", https_addr.port());
+    let mut c = WsClient::over(
+        common::ws::tls(https_addr, &config),
+        &host,
+        Some(&format!("https://{host}")),
+    );
+    c.expect_prompt();
+    let refused = WsClient::try_over(
+        common::ws::tls(https_addr, &config),
+        &host,
+        Some(&format!("http://{host}")),
+    )
+    .err()
+    .expect("http:// allowed on the TLS listener");
+    assert_response(&refused, &error(403, "Forbidden"));
+    // And the plain listener still wants http://.
+    let refused = WsClient::try_over(
+        tcp(server.http),
+        &server.host(),
+        Some(&format!("https://{}", server.host())),
+    )
+    .err()
+    .expect("https:// allowed on the plain listener");
+    assert_response(&refused, &error(403, "Forbidden"));
+}
+
+/// Over wss:// a bad frame still gets its close code, then a clean
+/// close_notify; shutdown sends the notice, 1001 and a close_notify.
+#[test]
+fn wss_closes_cleanly_on_errors_and_shutdown() {
+    let pki = common::tls::Pki::new("ws test CA");
+    let server = start_https(&pki);
+    let https_addr = server.https.expect("an https listener");
+    let config = pki.client();
+    let host = format!("localhost:{}", https_addr.port());
+    let mut bad = WsClient::over(common::ws::tls(https_addr, &config), &host, None).login_as("bad");
+    bad.send_frame(&Frame::new(op::BINARY, b"\x00\x01"));
+    bad.expect_close(1003);
+    let mut split = WsClient::over(common::ws::tls(https_addr, &config), &host, None).login_as("s");
+    // A frame over many TLS records.
+    let bytes = Frame::text("in pieces").masked();
+    split.send_in_pieces(&bytes, &[1, 2, 5, 9], || {});
+    split.expect("s: in pieces");
+    server.handle.shutdown();
+    split.expect("* server shutting down");
+    split.expect_close(1001);
+}
