@@ -1,10 +1,11 @@
 //! WebSocket framing (RFC 6455) for one connection, server side: client
-//! frames in (masked, text only, fragments reassembled within the line
-//! limit, control frames answered), server frames out (unmasked, one text
-//! frame per protocol line). Pure byte work: tungstenite parses and formats
-//! frame headers; this file keeps the state between reads and decides what
-//! is a protocol error. Knows nothing of sockets, lines' meaning or the
-//! chat; the handshake lives in `crate::web`.
+//! frames in (masked, text only unless opted in, fragments reassembled
+//! within the line limit, UTF-8 checked as it arrives, control frames
+//! answered), server frames out (unmasked, one text frame per protocol
+//! line). Pure byte work: tungstenite parses frame headers; this file keeps
+//! the state between reads and decides what is a protocol error. Knows
+//! nothing of sockets, lines' meaning or the chat; the handshake lives in
+//! `crate::web`. `examples/ws_echo.rs` runs it against Autobahn|Testsuite.
 
 use std::io::Cursor;
 
@@ -49,11 +50,22 @@ pub enum WsEvent<'a> {
     Fail(u16, &'static str),
 }
 
+/// What a decoder made by [`WsDecoder::echo`] finds: binary messages as
+/// well as everything [`WsEvent`] has.
+#[derive(Debug, PartialEq, Eq)]
+pub enum EchoEvent<'a> {
+    /// One whole binary message.
+    Binary(&'a [u8]),
+    /// Any other event.
+    Ws(WsEvent<'a>),
+}
+
 /// Like [`WsEvent`] without borrowing the decoder, so the decode loop can
 /// return and then lend the buffer.
 #[derive(Debug, Clone, Copy)]
 enum Found {
     Text,
+    Binary,
     Ping,
     Close(Option<u16>),
     Fail(u16, &'static str),
@@ -78,10 +90,19 @@ pub struct WsDecoder {
     head: [u8; MAX_HEAD],
     head_len: usize,
     frame: Option<Current>,
-    /// The text message being reassembled (or just yielded).
+    /// The message being reassembled (or just yielded).
     msg: Vec<u8>,
     /// A fragmented message is open: continuations are expected.
     in_message: bool,
+    /// The open (or just yielded) message is binary: no UTF-8 check.
+    binary: bool,
+    /// How much of a text `msg` is known to be whole UTF-8 characters:
+    /// each byte is checked once, as it arrives, so invalid text fails at
+    /// the first bad byte and a long fragmented message costs linear time.
+    utf8_checked: usize,
+    /// Binary messages are taken (the echo server), not refused with
+    /// [`code::UNSUPPORTED`].
+    accept_binary: bool,
     /// The control frame payload being read (at most 125 bytes).
     ctrl: Vec<u8>,
     /// A close or failure was found: the rest is discarded.
@@ -89,21 +110,51 @@ pub struct WsDecoder {
 }
 
 impl WsDecoder {
-    /// A decoder expecting the first frame.
+    /// A decoder expecting the first frame, taking text messages only.
     pub fn new() -> WsDecoder {
         WsDecoder::default()
     }
 
+    /// A decoder that takes binary messages too, read with
+    /// [`next_echo`](WsDecoder::next_echo): for the conformance echo
+    /// server, not the chat.
+    pub fn echo() -> WsDecoder {
+        WsDecoder {
+            accept_binary: true,
+            ..WsDecoder::default()
+        }
+    }
+
     /// The next event from `data`, which is advanced past what was used;
     /// `None` when `data` is used up. Messages over `max` bytes fail with
-    /// [`code::TOO_BIG`].
+    /// [`code::TOO_BIG`]; a binary message (only an echo decoder takes one
+    /// this far) fails with [`code::UNSUPPORTED`].
     pub fn next(&mut self, data: &mut &[u8], max: usize) -> Option<WsEvent<'_>> {
         let found = self.advance(data, max)?;
+        if let Found::Binary = found {
+            self.done = true;
+            *data = &[];
+        }
         Some(match found {
             Found::Text => WsEvent::Text(&self.msg),
+            Found::Binary => WsEvent::Fail(code::UNSUPPORTED, "binary messages are not accepted"),
             Found::Ping => WsEvent::Ping(&self.ctrl),
             Found::Close(c) => WsEvent::Close(c),
             Found::Fail(c, why) => WsEvent::Fail(c, why),
+        })
+    }
+
+    /// Like [`next`](WsDecoder::next), with binary messages as
+    /// [`EchoEvent::Binary`] (a decoder made by [`WsDecoder::new`] still
+    /// refuses them).
+    pub fn next_echo(&mut self, data: &mut &[u8], max: usize) -> Option<EchoEvent<'_>> {
+        let found = self.advance(data, max)?;
+        Some(match found {
+            Found::Binary => EchoEvent::Binary(&self.msg),
+            Found::Text => EchoEvent::Ws(WsEvent::Text(&self.msg)),
+            Found::Ping => EchoEvent::Ws(WsEvent::Ping(&self.ctrl)),
+            Found::Close(c) => EchoEvent::Ws(WsEvent::Close(c)),
+            Found::Fail(c, why) => EchoEvent::Ws(WsEvent::Fail(c, why)),
         })
     }
 
@@ -150,6 +201,11 @@ impl WsDecoder {
                 seen: frame.seen + take,
                 ..frame
             };
+            // Fail fast: at the first byte that can never become UTF-8,
+            // not at the end of the frame or message.
+            if frame.control.is_none() && !self.binary && !self.check_utf8() {
+                return self.fail(data, code::INVALID_DATA, "text message is not UTF-8");
+            }
             if frame.remaining > 0 {
                 self.frame = Some(frame);
                 return None;
@@ -164,17 +220,29 @@ impl WsDecoder {
             }
             if frame.fin {
                 self.in_message = false;
-                if std::str::from_utf8(&self.msg).is_err() {
-                    return self.fail(data, code::INVALID_DATA, "text message is not UTF-8");
+                if self.binary {
+                    return Some(Found::Binary);
+                }
+                if self.utf8_checked != self.msg.len() {
+                    return self.fail(data, code::INVALID_DATA, "text message ends mid-character");
                 }
                 return Some(Found::Text);
             }
-            // Fail fast on bytes that can never become UTF-8, without
-            // waiting for the last fragment.
-            if let Err(e) = std::str::from_utf8(&self.msg) {
-                if e.error_len().is_some() {
-                    return self.fail(data, code::INVALID_DATA, "text message is not UTF-8");
-                }
+        }
+    }
+
+    /// Checks the text bytes that arrived since the last check; false at a
+    /// byte that no continuation can make valid. A character cut short at
+    /// the end is left for the next bytes.
+    fn check_utf8(&mut self) -> bool {
+        match std::str::from_utf8(&self.msg[self.utf8_checked..]) {
+            Ok(_) => {
+                self.utf8_checked = self.msg.len();
+                true
+            }
+            Err(e) => {
+                self.utf8_checked += e.valid_up_to();
+                e.error_len().is_none()
             }
         }
     }
@@ -230,18 +298,20 @@ impl WsDecoder {
                 self.ctrl.clear();
                 Some(c)
             }
-            OpCode::Data(Data::Binary) if !self.in_message => {
-                return Err((code::UNSUPPORTED, "binary messages are not accepted"))
-            }
             OpCode::Data(Data::Text | Data::Binary) if self.in_message => {
                 return protocol("new message inside a fragmented one")
             }
             OpCode::Data(Data::Continue) if !self.in_message => {
                 return protocol("continuation frame without a message")
             }
+            OpCode::Data(Data::Binary) if !self.accept_binary => {
+                return Err((code::UNSUPPORTED, "binary messages are not accepted"))
+            }
             OpCode::Data(data) => {
-                if data == Data::Text {
+                if data != Data::Continue {
                     self.msg.clear();
+                    self.utf8_checked = 0;
+                    self.binary = data == Data::Binary;
                     self.in_message = true;
                 }
                 if self.msg.len() as u64 + len > max as u64 {
@@ -291,19 +361,34 @@ fn valid_close_code(c: u16) -> bool {
     matches!(c, 1000..=1003 | 1007..=1011 | 3000..=4999)
 }
 
-/// The header of an unmasked, final text frame for a `len`-byte payload:
+/// The header of an unmasked, final data frame for a `len`-byte payload:
 /// built once per broadcast line and shared by every WebSocket recipient.
 #[derive(Debug, Clone, Copy)]
-pub struct TextHead {
+pub struct FrameHead {
     bytes: [u8; 10],
     len: u8,
 }
 
-impl TextHead {
+/// The name the line codec knows it by: [`FrameHead::new`] is a text
+/// frame's header.
+pub type TextHead = FrameHead;
+
+impl FrameHead {
     /// The header for a text frame of `len` bytes.
-    pub fn new(len: usize) -> TextHead {
+    pub fn new(len: usize) -> FrameHead {
+        FrameHead::with_opcode(Data::Text, len)
+    }
+
+    /// The header for a binary frame of `len` bytes.
+    pub fn binary(len: usize) -> FrameHead {
+        FrameHead::with_opcode(Data::Binary, len)
+    }
+
+    /// The header for a final frame of `len` bytes with data `opcode`
+    /// (text or binary): a whole message in one frame.
+    pub fn with_opcode(opcode: Data, len: usize) -> FrameHead {
         let mut bytes = [0u8; 10];
-        bytes[0] = 0x81;
+        bytes[0] = 0x80 | u8::from(OpCode::Data(opcode));
         let n = if len < 126 {
             bytes[1] = len as u8;
             2
@@ -316,7 +401,7 @@ impl TextHead {
             bytes[2..10].copy_from_slice(&(len as u64).to_be_bytes());
             10
         };
-        TextHead { bytes, len: n }
+        FrameHead { bytes, len: n }
     }
 
     /// The header's bytes.
@@ -473,11 +558,129 @@ mod tests {
         assert_eq!(events(&split, 100), ["text é"]);
     }
 
+    /// Events from an echo decoder fed `bytes` in chunks of `chunk` bytes.
+    fn echo_events(bytes: &[u8], chunk: usize, max: usize) -> Vec<String> {
+        let mut d = WsDecoder::echo();
+        let mut out = Vec::new();
+        for piece in bytes.chunks(chunk) {
+            let mut data = piece;
+            while let Some(e) = d.next_echo(&mut data, max) {
+                out.push(match e {
+                    EchoEvent::Binary(b) => format!("binary {b:?}"),
+                    EchoEvent::Ws(WsEvent::Text(t)) => {
+                        format!("text {}", String::from_utf8_lossy(t))
+                    }
+                    EchoEvent::Ws(WsEvent::Ping(p)) => {
+                        format!("ping {}", String::from_utf8_lossy(p))
+                    }
+                    EchoEvent::Ws(WsEvent::Close(c)) => format!("close {c:?}"),
+                    EchoEvent::Ws(WsEvent::Fail(c, _)) => format!("fail {c}"),
+                });
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn an_echo_decoder_takes_binary_messages() {
+        let mut bytes = frame(0x82, &[0xff, 0x00]);
+        bytes.extend(frame(0x02, &[1]));
+        bytes.extend(frame(0x89, b"p"));
+        bytes.extend(frame(0x00, &[2]));
+        bytes.extend(frame(0x80, &[3]));
+        bytes.extend(frame(0x81, b"text"));
+        bytes.extend(frame(0x82, b""));
+        let want = [
+            "binary [255, 0]",
+            "ping p",
+            "binary [1, 2, 3]",
+            "text text",
+            "binary []",
+        ];
+        for chunk in [1, 2, 5, bytes.len()] {
+            assert_eq!(echo_events(&bytes, chunk, 100), want, "chunks of {chunk}");
+        }
+        // Binary does not open a way around the rules for text.
+        let mut mixed = frame(0x01, b"a");
+        mixed.extend(frame(0x82, b"b"));
+        assert_eq!(echo_events(&mixed, 100, 100), ["fail 1002"]);
+        let mut utf8 = frame(0x02, &[0xff]);
+        utf8.extend(frame(0x80, &[0xfe]));
+        utf8.extend(frame(0x81, &[0xff]));
+        assert_eq!(
+            echo_events(&utf8, 100, 100),
+            ["binary [255, 254]", "fail 1007"]
+        );
+        assert_eq!(
+            echo_events(&frame(0x82, &[0; 101]), 100, 100),
+            ["fail 1009"]
+        );
+        // `next` on an echo decoder still refuses binary, once whole.
+        let mut d = WsDecoder::echo();
+        let bin = frame(0x82, b"x");
+        let mut data = &bin[..];
+        assert!(matches!(
+            d.next(&mut data, 100),
+            Some(WsEvent::Fail(1003, _))
+        ));
+        assert!(d.next(&mut data, 100).is_none());
+    }
+
+    #[test]
+    fn invalid_utf8_fails_at_the_first_bad_byte_inside_a_frame() {
+        // The frame announces 20 bytes; the third is bad. The failure comes
+        // with the bytes that show it, before the rest of the frame.
+        let mut payload = b"ab".to_vec();
+        payload.push(0xc0);
+        payload.extend_from_slice(&[b'c'; 17]);
+        let bytes = frame(0x81, &payload);
+        let head = bytes.len() - payload.len();
+        let mut d = WsDecoder::new();
+        let mut data = &bytes[..head + 2];
+        assert!(d.next(&mut data, 100).is_none(), "valid so far");
+        let mut data = &bytes[head + 2..head + 3];
+        assert!(matches!(
+            d.next(&mut data, 100),
+            Some(WsEvent::Fail(1007, _))
+        ));
+        // Surrogates and code points past U+10FFFF fail at once too.
+        // Only their first two bytes arrive.
+        for bad in [&[0xed, 0xa0, 0x80][..], &[0xf4, 0x90, 0x80, 0x80]] {
+            let mut bytes = frame(0x01, bad);
+            bytes.truncate(bytes.len() - bad.len() + 2);
+            assert_eq!(events(&bytes, 100), ["fail 1007"], "{bad:x?}");
+        }
+        // A character cut short by the end of the message.
+        assert_eq!(
+            events(&frame(0x81, &[b'a', 0xe2, 0x82]), 100),
+            ["fail 1007"]
+        );
+        // A character split across fragments and reads is fine.
+        let mut split = frame(0x01, &[b'x', 0xe2]);
+        split.extend(frame(0x80, &[0x82, 0xac]));
+        for chunk in [1, 3, split.len()] {
+            assert_eq!(
+                echo_events(&split, chunk, 100),
+                ["text x€"],
+                "chunks of {chunk}"
+            );
+        }
+    }
+
     #[test]
     fn server_frames() {
         assert_eq!(TextHead::new(5).as_bytes(), [0x81, 5]);
         assert_eq!(TextHead::new(300).as_bytes(), [0x81, 126, 1, 44]);
         assert_eq!(TextHead::new(70_000).as_bytes()[..2], [0x81, 127]);
+        assert_eq!(FrameHead::binary(5).as_bytes(), [0x82, 5]);
+        assert_eq!(
+            FrameHead::binary(70_000).as_bytes(),
+            [0x82, 127, 0, 0, 0, 0, 0, 1, 0x11, 0x70]
+        );
+        assert_eq!(
+            FrameHead::with_opcode(Data::Text, 65_535).as_bytes(),
+            [0x81, 126, 0xff, 0xff]
+        );
         assert_eq!(close(1000, "bye"), [0x88, 5, 0x03, 0xe8, b'b', b'y', b'e']);
         assert_eq!(pong(b"x"), [0x8A, 1, b'x']);
     }
