@@ -101,6 +101,42 @@ fn client_hello_split_byte_by_byte() {
     }
 }
 
+/// Lines that arrive in the same TCP segment as the client's Finished
+/// (the name and a first chat line, sent without waiting for the prompt)
+/// are read once the handshake completes, not left inside rustls.
+#[test]
+fn first_lines_with_the_last_handshake_message() {
+    let pki = Pki::new("chatroom test CA");
+    let server = start_tls(tls_config(&pki));
+    let mut bob = Client::login(server.addr, "bob");
+    let mut eager = TlsClient::connect_sending(server.tls, &pki.client(), b"eager\nfirst words\n");
+    eager.expect(PROMPT);
+    eager.expect_joined("eager", "lobby");
+    eager.expect("eager: first words");
+    bob.expect("* eager joined lobby");
+    bob.expect("eager: first words");
+}
+
+/// A burst of many records in one write (240 KB of lines) is delivered to
+/// the last line: the tail that rustls still holds once the socket is
+/// drained is read without waiting for another readiness event.
+#[test]
+fn a_burst_of_records_is_read_to_the_end() {
+    let pki = Pki::new("chatroom test CA");
+    let server = start_tls(tls_config(&pki));
+    let mut alice = TlsClient::login(server.tls, &pki.client(), "alice");
+    let mut bob = Client::login(server.addr, "bob");
+    alice.expect("* bob joined lobby");
+    let line = |i: usize| format!("{i:05} {}", "b".repeat(54));
+    let burst: String = (0..4000).map(|i| format!("{}\n", line(i))).collect();
+    alice.send_raw(burst.as_bytes());
+    for i in 0..4000 {
+        let want = format!("alice: {}", line(i));
+        alice.expect(&want);
+        bob.expect(&want);
+    }
+}
+
 /// Record boundaries mean nothing to the line protocol: many lines in one
 /// record are each delivered, and lines split over several records (a
 /// record ending mid-line, mid-character, or just before the newline) are
@@ -274,8 +310,11 @@ fn bad_records_after_the_handshake_close_the_sender() {
 fn unfinished_handshakes_are_closed_at_the_login_timeout() {
     const LOGIN_TIMEOUT: Duration = Duration::from_secs(1);
     let pki = Pki::new("chatroom test CA");
+    // A flush deadline far beyond the login timeout: closing at it would
+    // be plain to see.
     let server = start_tls(Config {
         login_timeout: LOGIN_TIMEOUT,
+        close_flush_timeout: Duration::from_secs(30),
         ..tls_config(&pki)
     });
     let hello = common::tls::client_hello(&pki.client());
@@ -298,7 +337,7 @@ fn unfinished_handshakes_are_closed_at_the_login_timeout() {
         let elapsed = started.elapsed();
         assert_eq!(end, Got::Eof, "{what}");
         assert!(
-            elapsed >= LOGIN_TIMEOUT && elapsed < LOGIN_TIMEOUT + Duration::from_millis(1500),
+            elapsed >= LOGIN_TIMEOUT && elapsed < LOGIN_TIMEOUT + Duration::from_secs(5),
             "{what}: closed after {elapsed:?}"
         );
         if *what == "a ClientHello and then nothing" {
@@ -377,9 +416,10 @@ fn fin_without_close_notify_is_the_end_of_input() {
 
 /// A TLS client that stops reading while the room floods is dropped as a
 /// slow consumer, as a plain one is: what rustls holds counts against
-/// `max_outbuf`, so the server's memory for it stays bounded (the drop
+/// `max_outbuf`, so the server's memory for it stays bounded. The drop
 /// comes before the sender has sent more than the limit plus what the
-/// kernel buffers).
+/// kernel buffers, and what the client never got (what the server held)
+/// is about the limit; what it got is an uncut prefix of its stream.
 #[test]
 fn tls_client_that_stops_reading_is_a_slow_consumer() {
     const MAX_OUTBUF: usize = 128 * 1024;
@@ -463,7 +503,7 @@ fn tls_client_that_stops_reading_is_a_slow_consumer() {
     let sent_lines = i + 32;
     let lost = (sent_lines - got) * format!("alice: {}\n", line(0)).len();
     assert!(
-        lost <= MAX_OUTBUF + 64 * 1024 + 33 * 1015,
+        lost <= MAX_OUTBUF + 128 * 1024 + 33 * 1015,
         "{lost} bytes lost: the server held more than its limit"
     );
 }

@@ -264,6 +264,36 @@ impl TlsClient {
         client
     }
 
+    /// Connects and sends `plaintext` in the same TCP write as the last
+    /// handshake message (the client's Finished), so the server reads the
+    /// end of the handshake and the first lines at once.
+    #[track_caller]
+    pub fn connect_sending(
+        addr: SocketAddr,
+        config: &Arc<ClientConfig>,
+        plaintext: &[u8],
+    ) -> TlsClient {
+        let mut client = Self::start(tcp(addr), config);
+        while client.conn.is_handshaking() {
+            while client.conn.wants_write() {
+                client.conn.write_tls(&mut client.sock).unwrap();
+            }
+            if !client.conn.is_handshaking() {
+                break;
+            }
+            let n = client.conn.read_tls(&mut client.sock).expect("handshake");
+            assert!(n > 0, "EOF in the handshake");
+            client.conn.process_new_packets().expect("handshake");
+        }
+        client.conn.writer().write_all(plaintext).unwrap();
+        let mut flight = Vec::new();
+        while client.conn.wants_write() {
+            client.conn.write_tls(&mut flight).unwrap();
+        }
+        client.sock.write_all(&flight).expect("send to server");
+        client
+    }
+
     /// A session over `sock` that has sent nothing yet.
     fn start(sock: TcpStream, config: &Arc<ClientConfig>) -> TlsClient {
         sock.set_read_timeout(Some(LINE_TIMEOUT)).unwrap();
@@ -316,11 +346,18 @@ impl TlsClient {
     /// Sends `bytes` of plaintext (one record per 16 KiB) and flushes them.
     #[track_caller]
     pub fn send_raw(&mut self, bytes: &[u8]) {
-        self.conn
-            .writer()
-            .write_all(bytes)
-            .expect("hand plaintext to rustls");
-        self.flush_tls();
+        // rustls takes what fits in its send buffer (64 KiB): write that
+        // out before handing it more.
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let n = self
+                .conn
+                .writer()
+                .write(rest)
+                .expect("hand plaintext to rustls");
+            rest = &rest[n..];
+            self.flush_tls();
+        }
     }
 
     /// Sends each part as its own record, each written to the socket before
@@ -563,24 +600,6 @@ pub fn openssl() -> &'static str {
     }
 }
 
-/// `--http-port off --https-port off` if the binary has those listeners:
-/// their defaults are fixed ports, which tests running side by side would
-/// fight over.
-fn web_off() -> &'static [&'static str] {
-    static FLAGS: std::sync::OnceLock<&'static [&'static str]> = std::sync::OnceLock::new();
-    FLAGS.get_or_init(|| {
-        let help = Command::new(super::process::BIN)
-            .arg("--help")
-            .output()
-            .expect("run chatroom --help");
-        if String::from_utf8_lossy(&help.stdout).contains("--https-port") {
-            &["--http-port", "off", "--https-port", "off"]
-        } else {
-            &[]
-        }
-    })
-}
-
 /// The real binary with TLS, as a child process: its stderr is drained on
 /// a thread (so logging never blocks it) and kept for the test.
 pub struct TlsProcess {
@@ -602,13 +621,16 @@ impl Drop for TlsProcess {
 }
 
 impl TlsProcess {
-    /// Starts the binary with `args` and waits for its `listening (tls)`
-    /// line (and the plain `listening on` line unless `--port off`).
+    /// Starts the binary with `args` (web listeners off) and waits for its
+    /// `listening (tls)` line (and the plain `listening on` line unless
+    /// `--port off`).
     #[track_caller]
     pub fn spawn(args: &[&str]) -> TlsProcess {
         let mut child = Command::new(super::process::BIN)
             .args(args)
-            .args(web_off())
+            // The web listeners default to fixed ports, which tests running
+            // side by side would fight over.
+            .args(["--http-port", "off", "--https-port", "off"])
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
