@@ -13,8 +13,10 @@ downloaded) and one raw TCP user, and checks the exact protocol lines each of
 them sees: registration with refused names, chat, actions, private messages,
 an HTML-looking line shown as text, topics, room switching with history, input
 history, the unread count in a hidden tab, a server restart on the same ports
-that the pages survive by themselves, and a phone-sized layout. Every wait is
-bounded; the whole run is bounded by --timeout. Exits 0 on success.
+that the pages survive by themselves, a phone-sized layout with its drawer,
+scrolling that follows new lines only for a reader at the bottom, labels on
+every control and a console free of CSP refusals and script errors. Every
+wait is bounded; the whole run is bounded by --timeout. Exits 0 on success.
 """
 
 import argparse
@@ -191,6 +193,22 @@ class TcpUser:
 # Every protocol line the page shows carries it in data-line; page-made notes
 # (connection changes, dividers) have none.
 JS_LINES = "return [...document.querySelectorAll('#log li[data-line]')].map(li => li.dataset.line)"
+
+
+# The message list's [scrollTop, how far it can scroll].
+JS_SCROLL = "const l = document.getElementById('log'); return [l.scrollTop, l.scrollHeight - l.clientHeight];"
+
+# Inputs and buttons with neither a label, an aria-label nor text.
+JS_UNNAMED = """
+return [...document.querySelectorAll('input, button')]
+  .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim())
+  .map(e => e.outerHTML);
+"""
+
+
+def at_bottom(user):
+    top, most = user.driver.execute_script(JS_SCROLL)
+    return most - top <= 2
 
 
 class BrowserUser:
@@ -591,6 +609,27 @@ def run(args, cleanup):
         "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
     check(overflow <= 0, f"no sideways scrolling on a phone ({overflow}px too wide)")
     check(bob.el("#message").is_displayed() and bob.el("#send").is_displayed(), "the composer fits")
+
+    # Reading back: new lines do not pull the list down; a button offers to.
+    bob.wait("a list long enough to scroll", lambda: bob.driver.execute_script(JS_SCROLL)[1] > 100)
+    bob.driver.execute_script("document.getElementById('log').scrollTop = 0")
+    line = "carol: anyone still reading up there?"
+    carol.send("anyone still reading up there?")
+    carol.expect(line)
+    a = alice.expect_lines(a, line)
+    b = bob.expect_lines(b, line)
+    check_eq(bob.driver.execute_script(JS_SCROLL)[0], 0, "a reader who scrolled up stays there")
+    bob.wait("the new-messages button", lambda: bob.el("#jump").is_displayed())
+    bob.el("#jump").click()
+    bob.wait("the list at the bottom", lambda: at_bottom(bob))
+    check(not bob.el("#jump").is_displayed(), "the button goes once at the bottom")
+    line = "carol: and back at the bottom it follows along"
+    carol.send("and back at the bottom it follows along")
+    carol.expect(line)
+    b = bob.expect_lines(b, line)
+    bob.wait("the list to follow", lambda: at_bottom(bob))
+    a = alice.expect_lines(a, line)
+
     bob.el("#sidebar-toggle").click()
     bob.wait("the drawer to open", lambda: bob.el("#sidebar").is_displayed()
              and bob.el("#sidebar-toggle").get_attribute("aria-expanded") == "true")
@@ -599,7 +638,12 @@ def run(args, cleanup):
              "opening the drawer moves the focus into it")
     bob.driver.switch_to.active_element.send_keys(Keys.ESCAPE)
     bob.wait("the drawer to close", lambda: not bob.el("#sidebar").is_displayed())
-    step("phone layout works")
+    step("phone layout, drawer and stick-to-bottom scrolling work")
+
+    # ---- Every control has a name a screen reader can say.
+    for user in (alice, bob):
+        unnamed = user.driver.execute_script(JS_UNNAMED)
+        check_eq(unnamed, [], f"{user.label}: controls without a label or text")
 
     # ---- Nothing was refused by the CSP, no script error, no alert.
     for user in (alice, bob):
