@@ -241,6 +241,8 @@ class BrowserUser:
         self.driver.set_page_load_timeout(WAIT_S)
         self.driver.set_script_timeout(WAIT_S)
         self.console = []
+        # How many of the protocol lines shown have been checked.
+        self.seen = 0
         self.driver.get(url)
         self.chat_tab = self.driver.current_window_handle
 
@@ -266,20 +268,26 @@ class BrowserUser:
     def lines(self):
         return self.driver.execute_script(JS_LINES)
 
-    def mark(self):
-        return len(self.lines())
+    def expect(self, *want):
+        """The next lines shown are exactly `want`."""
+        start = self.seen
+        self.wait(f"lines {list(want)!r}", lambda: len(self.lines()) >= start + len(want))
+        check_eq(self.lines()[start : start + len(want)], list(want), f"{self.label}: lines shown")
+        self.seen += len(want)
 
-    def expect_lines(self, mark, *want, timeout=WAIT_S):
-        """The lines after `mark` start with exactly `want`; returns the new mark."""
-        self.wait(f"lines {list(want)!r}", lambda: len(self.lines()) >= mark + len(want), timeout)
-        got = self.lines()[mark : mark + len(want)]
-        check_eq(got, list(want), f"{self.label}: lines shown")
-        return mark + len(want)
+    def next_line(self):
+        """The next line shown, whatever it is."""
+        start = self.seen
+        self.wait("a line", lambda: len(self.lines()) > start)
+        self.seen += 1
+        return self.lines()[start]
 
-    def wait_line(self, line, mark=0, timeout=WAIT_S):
-        """Waits until `line` is shown after `mark`; returns its index."""
-        self.wait(f"line {line!r}", lambda: line in self.lines()[mark:], timeout)
-        return self.lines().index(line, mark)
+    def skip_past(self, line):
+        """Waits for `line` among the lines not yet checked, and checks up to
+        it (for lines whose order against others' is not fixed)."""
+        start = self.seen
+        self.wait(f"line {line!r}", lambda: line in self.lines()[start:])
+        self.seen = self.lines().index(line, start) + 1
 
     def item(self, index):
         """The list item of the `index`th protocol line."""
@@ -359,298 +367,306 @@ def title_of_other_tab(user, handle):
     raise Failure(f"{user.label}: no tab {handle} among {json.dumps(infos)}")
 
 
-def run(args, cleanup):
-    server = Server(args.server)
-    cleanup.append(server.stop)
-    step(f"server up: TCP {server.port}, HTTP {server.http_port}")
-    base = f"http://127.0.0.1:{server.http_port}"
-    check_http(base)
+class Scenario:
+    """The whole story, phase by phase. carol speaks TCP; alice and bob use
+    the page. Each browser user's `seen` counts the lines already checked."""
 
-    profiles = tempfile.mkdtemp(prefix="chatroom-browser-test-")
-    cleanup.append(lambda: shutil.rmtree(profiles, ignore_errors=True))
+    def __init__(self, args, cleanup):
+        self.args = args
+        self.cleanup = cleanup
+        self.server = None
+        self.carol = None
+        self.alice = None
+        self.bob = None
 
-    # carol speaks the line protocol over TCP and is there first.
-    carol = TcpUser(server.port, "carol")
-    cleanup.append(carol.close)
-    carol.expect("* lobby has 1 member: carol")
+    def run(self):
+        self.start()
+        self.register()
+        self.chat()
+        self.switch_rooms()
+        self.input_history()
+        if self.args.screenshot:
+            self.screenshot(self.args.screenshot)
+        self.unread_title()
+        self.restart()
+        self.html_is_text()
+        self.phone()
+        self.page_health()
 
-    # ---- alice: refused names are shown on the name card, then she gets in.
-    alice = BrowserUser(base + "/", "alice", profiles)
-    cleanup.append(alice.quit)
-    check_eq(alice.driver.title, "chatroom", "title before joining")
-    check(alice.el("#login").is_displayed(), "the name card shows first")
-    alice.login("carol")
-    alice.wait("the name-taken error", lambda: alice.el("#login-error").text == "name taken: carol")
-    check(alice.el("#login").is_displayed(), "the name card stays after a refusal")
-    alice.login("not valid!")
-    alice.wait("the invalid-name error", lambda: alice.el("#login-error").get_attribute("data-line") == INVALID_NAME)
-    check_eq(alice.el("#login-error").text, INVALID_NAME[2:], "invalid-name error text")
-    alice.login("alice")
-    a = alice.expect_lines(0, "* alice joined lobby", WELCOME.format("alice"), "* lobby has 2 members: alice, carol")
-    alice.wait("the name card to go", lambda: not alice.el("#login").is_displayed())
-    alice.wait("online", lambda: alice.conn_state() == "online")
-    check_eq(alice.el("#room-name").text, "#lobby", "alice's room heading")
-    check_eq(alice.members(), ["alice", "carol"], "alice's member list")
-    alice.wait("the room list", lambda: alice.rooms() == ["lobby"])
-    check_eq(alice.driver.switch_to.active_element.get_attribute("id"), "message",
-             "the message box has the focus after joining")
-    carol.expect("* alice joined lobby")
-    step("alice registered after two refused names")
+    def start(self):
+        self.server = Server(self.args.server)
+        self.cleanup.append(self.server.stop)
+        step(f"server up: TCP {self.server.port}, HTTP {self.server.http_port}")
+        self.base = f"http://127.0.0.1:{self.server.http_port}"
+        check_http(self.base)
+        self.profiles = tempfile.mkdtemp(prefix="chatroom-browser-test-")
+        self.cleanup.append(lambda: shutil.rmtree(self.profiles, ignore_errors=True))
 
-    # ---- bob joins; everyone's member list follows.
-    bob = BrowserUser(base + "/", "bob", profiles)
-    cleanup.append(bob.quit)
-    bob.login("bob")
-    b = bob.expect_lines(0, "* bob joined lobby", WELCOME.format("bob"), "* lobby has 3 members: alice, bob, carol")
-    a = alice.expect_lines(a, "* bob joined lobby")
-    carol.expect("* bob joined lobby")
-    alice.wait("bob in alice's member list", lambda: alice.members() == ["alice", "bob", "carol"])
-    check_eq(bob.members(), ["alice", "bob", "carol"], "bob's member list")
-    check_eq(alice.el("#member-count").text, "(3)", "member count")
+    def browser(self, label):
+        user = BrowserUser(self.base + "/", label, self.profiles)
+        self.cleanup.append(user.quit)
+        return user
 
-    # ---- Chat, both ways between the browsers and TCP.
-    line = "alice: morning all! the web client is live, give it a try"
-    alice.say("morning all! the web client is live, give it a try")
-    a = alice.expect_lines(a, line)
-    b = bob.expect_lines(b, line)
-    carol.expect(line)
-    check("mine" in alice.item(a - 1).get_attribute("class"), "alice's own line is marked as hers")
-    nick = bob.item(b - 1).find_element(By.CSS_SELECTOR, ".nick")
-    check_eq(nick.text, "alice", "the sender's name is styled apart")
+    def tcp(self, name):
+        user = TcpUser(self.server.port, name)
+        self.cleanup.append(user.close)
+        return user
 
-    carol.send("hi from the terminal, nc still works fine")
-    line = "carol: hi from the terminal, nc still works fine"
-    a = alice.expect_lines(a, line)
-    b = bob.expect_lines(b, line)
-    carol.expect(line)
+    def all_see(self, line, *users):
+        """`line` is the next line for each of `users` (default: everyone)."""
+        for user in users or (self.alice, self.bob, self.carol):
+            user.expect(line)
 
-    bob.say("/me waves from a browser")
-    line = "+ bob waves from a browser"
-    a = alice.expect_lines(a, line)
-    b = bob.expect_lines(b, line)
-    carol.expect(line)
-    check("action" in alice.item(a - 1).get_attribute("class"), "an action is marked as one")
+    def register(self):
+        """carol (TCP) is there first; alice's refused names show on the
+        name card; then bob; everyone's member list follows."""
+        carol = self.carol = self.tcp("carol")
+        carol.expect("* lobby has 1 member: carol")
 
-    bob.say("/msg alice can you review the deploy script after lunch?")
-    line = "[pm bob -> alice] can you review the deploy script after lunch?"
-    a = alice.expect_lines(a, line)
-    b = bob.expect_lines(b, line)
-    check("pm" in alice.item(a - 1).get_attribute("class"), "a private message is marked")
-    check("private" in alice.item(a - 1).text.lower(), "a private message says so")
+        alice = self.alice = self.browser("alice")
+        check_eq(alice.driver.title, "chatroom", "title before joining")
+        check(alice.el("#login").is_displayed(), "the name card shows first")
+        alice.login("carol")
+        alice.wait("the name-taken error", lambda: alice.el("#login-error").text == "name taken: carol")
+        check(alice.el("#login").is_displayed(), "the name card stays after a refusal")
+        alice.login("not valid!")
+        alice.wait("the invalid-name error",
+                   lambda: alice.el("#login-error").get_attribute("data-line") == INVALID_NAME)
+        check_eq(alice.el("#login-error").text, INVALID_NAME[2:], "invalid-name error text")
+        alice.login("alice")
+        alice.expect("* alice joined lobby", WELCOME.format("alice"), "* lobby has 2 members: alice, carol")
+        alice.wait("the name card to go", lambda: not alice.el("#login").is_displayed())
+        alice.wait("online", lambda: alice.conn_state() == "online")
+        check_eq(alice.el("#room-name").text, "#lobby", "alice's room heading")
+        check_eq(alice.members(), ["alice", "carol"], "alice's member list")
+        alice.wait("the room list", lambda: alice.rooms() == ["lobby"])
+        check_eq(alice.driver.switch_to.active_element.get_attribute("id"), "message",
+                 "the message box has the focus after joining")
+        carol.expect("* alice joined lobby")
+        step("alice registered after two refused names")
 
-    alice.say("/msg bob sure, after 2")
-    line = "[pm alice -> bob] sure, after 2"
-    a = alice.expect_lines(a, line)
-    b = bob.expect_lines(b, line)
-    step("chat, action and private messages delivered")
+        bob = self.bob = self.browser("bob")
+        bob.login("bob")
+        bob.expect("* bob joined lobby", WELCOME.format("bob"), "* lobby has 3 members: alice, bob, carol")
+        self.all_see("* bob joined lobby", alice, carol)
+        alice.wait("bob in alice's member list", lambda: alice.members() == ["alice", "bob", "carol"])
+        check_eq(bob.members(), ["alice", "bob", "carol"], "bob's member list")
+        check_eq(alice.el("#member-count").text, "(3)", "member count")
 
-    # ---- A topic shows in the header.
-    carol.send("/topic release 1.4 ships on Friday")
-    line = "* carol set the topic for lobby: release 1.4 ships on Friday"
-    carol.expect(line)  # and not the private messages before it
-    a = alice.expect_lines(a, line)
-    b = bob.expect_lines(b, line)
-    alice.wait("the topic in the header", lambda: alice.el("#topic").text == "release 1.4 ships on Friday")
+    def chat(self):
+        """Chat both ways between the browsers and TCP, an action, private
+        messages (carol sees none) and a topic in the header."""
+        alice, bob, carol = self.alice, self.bob, self.carol
+        alice.say("morning all! the web client is live, give it a try")
+        self.all_see("alice: morning all! the web client is live, give it a try")
+        check("mine" in alice.item(alice.seen - 1).get_attribute("class"), "alice's own line is marked as hers")
+        nick = bob.item(bob.seen - 1).find_element(By.CSS_SELECTOR, ".nick")
+        check_eq(nick.text, "alice", "the sender's name is styled apart")
 
-    # ---- Room switching: alice types /join, bob clicks the room in his list.
-    alice.say("/join games")
-    a = alice.expect_lines(a, "* alice joined games", "* games has 1 member: alice")
-    b = bob.expect_lines(b, "* alice left for games")
-    carol.expect("* alice left for games")
-    alice.wait("alice's heading", lambda: alice.el("#room-name").text == "#games")
-    alice.wait("alice's members", lambda: alice.members() == ["alice"])
-    check(not alice.el("#topic").is_displayed(), "games has no topic")
-    bob.wait("alice gone from bob's members", lambda: bob.members() == ["bob", "carol"])
-    bob.wait("games in bob's room list", lambda: "games" in bob.rooms())
+        carol.send("hi from the terminal, nc still works fine")
+        self.all_see("carol: hi from the terminal, nc still works fine")
 
-    line = "alice: anyone up for a round of chess tonight?"
-    alice.say("anyone up for a round of chess tonight?")
-    a = alice.expect_lines(a, line)
+        bob.say("/me waves from a browser")
+        self.all_see("+ bob waves from a browser")
+        check("action" in alice.item(alice.seen - 1).get_attribute("class"), "an action is marked as one")
 
-    bob.el('#rooms button[data-room="games"]').click()
-    b = bob.expect_lines(b, "* bob joined games")
-    b = bob.wait_line("* games has 2 members: alice, bob", b) + 1
-    history = bob.lines()[b - 2]
-    check(re.fullmatch(r"# \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ " + re.escape(line), history),
-          f"bob gets games' history: {history!r}")
-    check("history" in bob.item(b - 2).get_attribute("class"), "a history line is marked as history")
-    a = alice.expect_lines(a, "* bob joined games")
-    carol.expect("* bob left for games")
-    alice.wait("bob in alice's members", lambda: alice.members() == ["alice", "bob"])
-    bob.wait("bob's heading", lambda: bob.el("#room-name").text == "#games")
-    check_eq(bob.el('#rooms button[aria-current="true"]').get_attribute("data-room"), "games",
-             "bob's room list marks games as his room")
+        bob.say("/msg alice can you review the deploy script after lunch?")
+        self.all_see("[pm bob -> alice] can you review the deploy script after lunch?", alice, bob)
+        check("pm" in alice.item(alice.seen - 1).get_attribute("class"), "a private message is marked")
+        check("private" in alice.item(alice.seen - 1).text.lower(), "a private message says so")
+        alice.say("/msg bob sure, after 2")
+        self.all_see("[pm alice -> bob] sure, after 2", alice, bob)
+        step("chat, action and private messages delivered")
 
-    bob.say("sure, 8pm?")
-    line = "bob: sure, 8pm?"
-    a = alice.expect_lines(a, line)
-    b = bob.expect_lines(b, line)
-    alice.say("8pm works \u2014 see you at the board")
-    line = "alice: 8pm works \u2014 see you at the board"
-    a = alice.expect_lines(a, line)
-    b = bob.expect_lines(b, line)
-    alice.say("/topic chess night at 8pm, all welcome")
-    line = "* alice set the topic for games: chess night at 8pm, all welcome"
-    a = alice.expect_lines(a, line)
-    b = bob.expect_lines(b, line)
-    bob.wait("the topic in bob's header", lambda: bob.el("#topic").text == "chess night at 8pm, all welcome")
-    carol.send("have fun, I'll hold the fort in the lobby")  # carol's room only
-    carol.expect("carol: have fun, I'll hold the fort in the lobby")
+        # carol's next line is her topic: she saw neither private message.
+        carol.send("/topic release 1.4 ships on Friday")
+        self.all_see("* carol set the topic for lobby: release 1.4 ships on Friday")
+        alice.wait("the topic in the header", lambda: alice.el("#topic").text == "release 1.4 ships on Friday")
 
-    alice.wait("the room list knows games", lambda: "games" in alice.rooms())
-    alice.say("/rooms")
-    a = alice.expect_lines(a, "* 2 rooms: games (2), lobby (1)")
-    alice.wait("the room counts", lambda: alice.el('#rooms button[data-room="lobby"] .count').text == "1")
-    step("rooms switched by command and by click; history shown")
+    def switch_rooms(self):
+        """alice types /join; bob clicks the room in his list and gets its
+        history; /rooms answers and the room list counts."""
+        alice, bob, carol = self.alice, self.bob, self.carol
+        alice.say("/join games")
+        alice.expect("* alice joined games", "* games has 1 member: alice")
+        self.all_see("* alice left for games", bob, carol)
+        alice.wait("alice's heading", lambda: alice.el("#room-name").text == "#games")
+        alice.wait("alice's members", lambda: alice.members() == ["alice"])
+        check(not alice.el("#topic").is_displayed(), "games has no topic")
+        bob.wait("alice gone from bob's members", lambda: bob.members() == ["bob", "carol"])
+        bob.wait("games in bob's room list", lambda: "games" in bob.rooms())
 
-    # ---- Up and Down recall what was sent.
-    box = bob.el("#message")
-    box.send_keys("half-typed")
-    box.send_keys(Keys.ARROW_UP)
-    check_eq(box.get_attribute("value"), "sure, 8pm?", "Up recalls the last line")
-    box.send_keys(Keys.ARROW_UP)
-    check_eq(box.get_attribute("value"), "/msg alice can you review the deploy script after lunch?",
-             "Up again recalls the one before")
-    box.send_keys(Keys.ARROW_DOWN)
-    box.send_keys(Keys.ARROW_DOWN)
-    check_eq(box.get_attribute("value"), "half-typed", "Down returns to the draft")
-    box.clear()
+        said = "alice: anyone up for a round of chess tonight?"
+        alice.say("anyone up for a round of chess tonight?")
+        alice.expect(said)
 
-    if args.screenshot:
-        # Exactly 1280x800 CSS pixels (the window size includes the browser's frame).
-        bob.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                                   {"width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": False})
-        bob.driver.execute_script("document.activeElement.blur();"
-                                  "const log = document.getElementById('log'); log.scrollTop = log.scrollHeight;")
-        bob.driver.save_screenshot(args.screenshot)
-        bob.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
-        step(f"screenshot saved to {args.screenshot}")
+        bob.el('#rooms button[data-room="games"]').click()
+        bob.expect("* bob joined games")
+        history = bob.next_line()
+        check(re.fullmatch(r"# \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ " + re.escape(said), history),
+              f"bob gets games' history: {history!r}")
+        check("history" in bob.item(bob.seen - 1).get_attribute("class"), "a history line is marked as history")
+        bob.expect("* games has 2 members: alice, bob")
+        self.all_see("* bob joined games", alice)
+        carol.expect("* bob left for games")
+        alice.wait("bob in alice's members", lambda: alice.members() == ["alice", "bob"])
+        bob.wait("bob's heading", lambda: bob.el("#room-name").text == "#games")
+        check_eq(bob.el('#rooms button[aria-current="true"]').get_attribute("data-room"), "games",
+                 "bob's room list marks games as his room")
 
-    # ---- While alice's tab is hidden, the title counts what she missed.
-    alice.driver.switch_to.new_window("tab")
-    other_tab = alice.driver.current_window_handle
-    alice.driver.get("about:blank")
-    bob.say("see you there")
-    b = bob.expect_lines(b, "bob: see you there")
-    deadline = time.monotonic() + WAIT_S
-    while title_of_other_tab(alice, alice.chat_tab) != "(1) #games \u00b7 chatroom":
-        check(time.monotonic() < deadline,
-              f"hidden tab title: {title_of_other_tab(alice, alice.chat_tab)!r}")
-        time.sleep(0.05)
-    alice.driver.close()
-    alice.driver.switch_to.window(alice.chat_tab)
-    check(other_tab != alice.chat_tab, "a second tab was opened")
-    alice.wait("the title to reset", lambda: alice.driver.title == "#games \u00b7 chatroom")
-    a = alice.expect_lines(a, "bob: see you there")
-    step("unread count shown in a hidden tab's title")
+        bob.say("sure, 8pm?")
+        self.all_see("bob: sure, 8pm?", alice, bob)
+        alice.say("8pm works \u2014 see you at the board")
+        self.all_see("alice: 8pm works \u2014 see you at the board", alice, bob)
+        alice.say("/topic chess night at 8pm, all welcome")
+        self.all_see("* alice set the topic for games: chess night at 8pm, all welcome", alice, bob)
+        bob.wait("the topic in bob's header", lambda: bob.el("#topic").text == "chess night at 8pm, all welcome")
+        carol.send("have fun, I'll hold the fort in the lobby")  # carol's room only
+        carol.expect("carol: have fun, I'll hold the fort in the lobby")
 
-    # ---- The server stops; the pages notice, and come back by themselves.
-    status = server.stop()
-    check_eq(status, 0, "server exit status after SIGTERM")
-    carol.expect("* server shutting down")
-    carol.expect_eof()
-    carol.close()
-    a = alice.expect_lines(a, "* server shutting down")
-    b = bob.expect_lines(b, "* server shutting down")
-    for user in (alice, bob):
-        user.wait("the page to show it is offline", lambda u=user: u.conn_state() in ("waiting", "connecting"))
-    step("server stopped; pages offline")
+        alice.wait("the room list knows games", lambda: "games" in alice.rooms())
+        alice.say("/rooms")
+        alice.expect("* 2 rooms: games (2), lobby (1)")
+        alice.wait("the room counts", lambda: alice.el('#rooms button[data-room="lobby"] .count').text == "1")
+        step("rooms switched by command and by click; history shown")
 
-    server = Server(args.server, server.port, server.http_port)
-    cleanup.append(server.stop)
-    step(f"server restarted on TCP {server.port}, HTTP {server.http_port}")
-    for user, mark, name in ((alice, a, "alice"), (bob, b, "bob")):
-        user.wait("the page to reconnect", lambda u=user: u.conn_state() == "online", RECONNECT_WAIT_S)
-        # Registration puts it in the lobby; the page goes back to games by itself.
-        user.expect_lines(mark, f"* {name} joined lobby", WELCOME.format(name))
-        user.wait_line(f"* {name} joined games", mark)
-        user.wait("the heading back on games", lambda u=user: u.el("#room-name").text == "#games")
-    alice.wait("bob back in alice's members", lambda: alice.members() == ["alice", "bob"])
+    def input_history(self):
+        """Up and Down recall what was sent, then the draft."""
+        box = self.bob.el("#message")
+        box.send_keys("half-typed")
+        box.send_keys(Keys.ARROW_UP)
+        check_eq(box.get_attribute("value"), "sure, 8pm?", "Up recalls the last line")
+        box.send_keys(Keys.ARROW_UP)
+        check_eq(box.get_attribute("value"), "/msg alice can you review the deploy script after lunch?",
+                 "Up again recalls the one before")
+        box.send_keys(Keys.ARROW_DOWN)
+        box.send_keys(Keys.ARROW_DOWN)
+        check_eq(box.get_attribute("value"), "half-typed", "Down returns to the draft")
+        box.clear()
 
-    carol = TcpUser(server.port, "carol")
-    cleanup.append(carol.close)
-    carol.expect("* lobby has 1 member: carol")
-    carol.send("/join games")
-    carol.expect("* carol joined games", "* games has 3 members: alice, bob, carol")
-    a = alice.wait_line("* carol joined games") + 1
-    b = bob.wait_line("* carol joined games") + 1
+    def screenshot(self, path):
+        """bob's page at exactly 1280x800 CSS pixels (a window's size
+        includes the browser's frame)."""
+        driver = self.bob.driver
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                               {"width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": False})
+        driver.execute_script("document.activeElement.blur();"
+                              "const log = document.getElementById('log'); log.scrollTop = log.scrollHeight;")
+        driver.save_screenshot(path)
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+        step(f"screenshot saved to {path}")
 
-    alice.say("back again, that was quick")
-    line = "alice: back again, that was quick"
-    a = alice.expect_lines(a, line)
-    b = bob.expect_lines(b, line)
-    carol.expect(line)
-    carol.send("welcome back")
-    carol.expect("carol: welcome back")
-    a = alice.expect_lines(a, "carol: welcome back")
-    b = bob.expect_lines(b, "carol: welcome back")
-    step("pages reconnected after the restart and chat again")
+    def unread_title(self):
+        """While alice's tab is hidden, its title counts what she missed."""
+        alice, bob = self.alice, self.bob
+        alice.driver.switch_to.new_window("tab")
+        other_tab = alice.driver.current_window_handle
+        check(other_tab != alice.chat_tab, "a second tab was opened")
+        alice.driver.get("about:blank")
+        bob.say("see you there")
+        bob.expect("bob: see you there")
+        deadline = time.monotonic() + WAIT_S
+        while title_of_other_tab(alice, alice.chat_tab) != "(1) #games \u00b7 chatroom":
+            check(time.monotonic() < deadline,
+                  f"hidden tab title: {title_of_other_tab(alice, alice.chat_tab)!r}")
+            time.sleep(0.05)
+        alice.driver.close()
+        alice.driver.switch_to.window(alice.chat_tab)
+        alice.wait("the title to reset", lambda: alice.driver.title == "#games \u00b7 chatroom")
+        alice.expect("bob: see you there")
+        step("unread count shown in a hidden tab's title")
 
-    # ---- An HTML-looking line is text, and runs nothing.
-    carol.send(XSS)
-    line = "carol: " + XSS
-    carol.expect(line)
-    for user, mark in ((alice, a), (bob, b)):
-        user.expect_lines(mark, line)
-        item = user.item(mark)
-        check(XSS in item.text, f"{user.label}: the line shows literally: {item.text!r}")
-        check_eq(len(user.els("#log img")), 0, f"{user.label}: no image element in the list")
-        user.no_alert()
-    a += 1
-    b += 1
-    step("the XSS line shows as text")
+    def restart(self):
+        """The server stops; the pages say so, come back by themselves when
+        it restarts on the same ports, rejoin games and chat again."""
+        alice, bob = self.alice, self.bob
+        check_eq(self.server.stop(), 0, "server exit status after SIGTERM")
+        self.carol.expect("* server shutting down")
+        self.carol.expect_eof()
+        self.carol.close()
+        self.all_see("* server shutting down", alice, bob)
+        for user in (alice, bob):
+            user.wait("the page to show it is offline", lambda u=user: u.conn_state() in ("waiting", "connecting"))
+        step("server stopped; pages offline")
 
+        self.server = Server(self.args.server, self.server.port, self.server.http_port)
+        self.cleanup.append(self.server.stop)
+        step(f"server restarted on TCP {self.server.port}, HTTP {self.server.http_port}")
+        for user in (alice, bob):
+            user.wait("the page to reconnect", lambda u=user: u.conn_state() == "online", RECONNECT_WAIT_S)
+            # Registration puts it in the lobby; the page goes back to games by itself.
+            user.expect(f"* {user.label} joined lobby", WELCOME.format(user.label))
+            user.skip_past(f"* {user.label} joined games")
+            user.wait("the heading back on games", lambda u=user: u.el("#room-name").text == "#games")
+        alice.wait("bob back in alice's members", lambda: alice.members() == ["alice", "bob"])
 
-    # ---- A phone-sized screen: no sideways scrolling; the lists in a drawer.
-    bob.driver.set_window_size(390, 844)
-    bob.wait("the menu button", lambda: bob.el("#sidebar-toggle").is_displayed())
-    bob.wait("the sidebar to fold away", lambda: not bob.el("#sidebar").is_displayed())
-    overflow = bob.driver.execute_script(
-        "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
-    check(overflow <= 0, f"no sideways scrolling on a phone ({overflow}px too wide)")
-    check(bob.el("#message").is_displayed() and bob.el("#send").is_displayed(), "the composer fits")
+        carol = self.carol = self.tcp("carol")
+        carol.expect("* lobby has 1 member: carol")
+        carol.send("/join games")
+        carol.expect("* carol joined games", "* games has 3 members: alice, bob, carol")
+        for user in (alice, bob):
+            user.skip_past("* carol joined games")
+        alice.say("back again, that was quick")
+        self.all_see("alice: back again, that was quick")
+        carol.send("welcome back")
+        self.all_see("carol: welcome back")
+        step("pages reconnected after the restart and chat again")
 
-    # Reading back: new lines do not pull the list down; a button offers to.
-    bob.wait("a list long enough to scroll", lambda: bob.driver.execute_script(JS_SCROLL)[1] > 100)
-    bob.driver.execute_script("document.getElementById('log').scrollTop = 0")
-    line = "carol: anyone still reading up there?"
-    carol.send("anyone still reading up there?")
-    carol.expect(line)
-    a = alice.expect_lines(a, line)
-    b = bob.expect_lines(b, line)
-    check_eq(bob.driver.execute_script(JS_SCROLL)[0], 0, "a reader who scrolled up stays there")
-    bob.wait("the new-messages button", lambda: bob.el("#jump").is_displayed())
-    bob.el("#jump").click()
-    bob.wait("the list at the bottom", lambda: at_bottom(bob))
-    check(not bob.el("#jump").is_displayed(), "the button goes once at the bottom")
-    line = "carol: and back at the bottom it follows along"
-    carol.send("and back at the bottom it follows along")
-    carol.expect(line)
-    b = bob.expect_lines(b, line)
-    bob.wait("the list to follow", lambda: at_bottom(bob))
-    a = alice.expect_lines(a, line)
+    def html_is_text(self):
+        """An HTML-looking line shows literally, makes no element, runs nothing."""
+        self.carol.send(XSS)
+        self.all_see("carol: " + XSS)
+        for user in (self.alice, self.bob):
+            item = user.item(user.seen - 1)
+            check(XSS in item.text, f"{user.label}: the line shows literally: {item.text!r}")
+            check_eq(len(user.els("#log img")), 0, f"{user.label}: no image element in the list")
+            user.no_alert()
+        step("the XSS line shows as text")
 
-    bob.el("#sidebar-toggle").click()
-    bob.wait("the drawer to open", lambda: bob.el("#sidebar").is_displayed()
-             and bob.el("#sidebar-toggle").get_attribute("aria-expanded") == "true")
-    bob.wait("the drawer's room list", lambda: bob.el('#rooms button[data-room="games"]').is_displayed())
-    check_eq(bob.driver.switch_to.active_element.get_attribute("id"), "rooms-refresh",
-             "opening the drawer moves the focus into it")
-    bob.driver.switch_to.active_element.send_keys(Keys.ESCAPE)
-    bob.wait("the drawer to close", lambda: not bob.el("#sidebar").is_displayed())
-    step("phone layout, drawer and stick-to-bottom scrolling work")
+    def phone(self):
+        """A phone-sized screen: no sideways scrolling, the lists in a
+        drawer; new lines follow only a reader at the bottom."""
+        bob, carol = self.bob, self.carol
+        bob.driver.set_window_size(390, 844)
+        bob.wait("the menu button", lambda: bob.el("#sidebar-toggle").is_displayed())
+        bob.wait("the sidebar to fold away", lambda: not bob.el("#sidebar").is_displayed())
+        overflow = bob.driver.execute_script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        check(overflow <= 0, f"no sideways scrolling on a phone ({overflow}px too wide)")
+        check(bob.el("#message").is_displayed() and bob.el("#send").is_displayed(), "the composer fits")
 
-    # ---- Every control has a name a screen reader can say.
-    for user in (alice, bob):
-        unnamed = user.driver.execute_script(JS_UNNAMED)
-        check_eq(unnamed, [], f"{user.label}: controls without a label or text")
+        bob.wait("a list long enough to scroll", lambda: bob.driver.execute_script(JS_SCROLL)[1] > 100)
+        bob.driver.execute_script("document.getElementById('log').scrollTop = 0")
+        carol.send("anyone still reading up there?")
+        self.all_see("carol: anyone still reading up there?")
+        check_eq(bob.driver.execute_script(JS_SCROLL)[0], 0, "a reader who scrolled up stays there")
+        bob.wait("the new-messages button", lambda: bob.el("#jump").is_displayed())
+        bob.el("#jump").click()
+        bob.wait("the list at the bottom", lambda: at_bottom(bob))
+        check(not bob.el("#jump").is_displayed(), "the button goes once at the bottom")
+        carol.send("and back at the bottom it follows along")
+        self.all_see("carol: and back at the bottom it follows along")
+        bob.wait("the list to follow", lambda: at_bottom(bob))
 
-    # ---- Nothing was refused by the CSP, no script error, no alert.
-    for user in (alice, bob):
-        user.no_alert()
-        problems = user.console_problems()
-        check(not problems, f"{user.label}: console problems:\n  " + "\n  ".join(problems))
-    step("no CSP violations, script errors or alerts")
+        bob.el("#sidebar-toggle").click()
+        bob.wait("the drawer to open", lambda: bob.el("#sidebar").is_displayed()
+                 and bob.el("#sidebar-toggle").get_attribute("aria-expanded") == "true")
+        bob.wait("the drawer's room list", lambda: bob.el('#rooms button[data-room="games"]').is_displayed())
+        check_eq(bob.driver.switch_to.active_element.get_attribute("id"), "rooms-refresh",
+                 "opening the drawer moves the focus into it")
+        bob.driver.switch_to.active_element.send_keys(Keys.ESCAPE)
+        bob.wait("the drawer to close", lambda: not bob.el("#sidebar").is_displayed())
+        step("phone layout, drawer and stick-to-bottom scrolling work")
+
+    def page_health(self):
+        """Every control has a name a screen reader can say; nothing was
+        refused by the CSP; no script error; no alert."""
+        for user in (self.alice, self.bob):
+            check_eq(user.driver.execute_script(JS_UNNAMED), [], f"{user.label}: controls without a label or text")
+            user.no_alert()
+            problems = user.console_problems()
+            check(not problems, f"{user.label}: console problems:\n  " + "\n  ".join(problems))
+        step("every control labelled; no CSP violations, script errors or alerts")
 
 
 def terminated(signum, frame):
@@ -680,7 +696,7 @@ def main():
 
     cleanup = []
     try:
-        run(args, cleanup)
+        Scenario(args, cleanup).run()
         ok = True
     except Exception:
         traceback.print_exc()
