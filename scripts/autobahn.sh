@@ -77,7 +77,7 @@ Werkzeug==1.0.1
 wsaccel==0.6.6
 zope.interface==4.6.0
 EOF
-    "$venv/bin/pip" install --quiet --disable-pip-version-check \
+    "$venv/bin/pip" install --quiet --disable-pip-version-check --no-python-version-warning \
         -c "$constraints" "autobahntestsuite==$suite_version" </dev/null
     rm -f "$constraints"
 fi
