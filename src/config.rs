@@ -256,7 +256,8 @@ impl Config {
                     .into(),
             );
         }
-        if self.ws_ping.is_zero() || self.ws_ping > MAX_TIMEOUT {
+        // The keepalive check runs once a second, in whole seconds.
+        if self.ws_ping < Duration::from_secs(1) || self.ws_ping > MAX_TIMEOUT {
             return err("--ws-ping", "must be 1-31536000 seconds".into());
         }
         for origin in &self.allowed_origins {

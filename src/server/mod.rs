@@ -506,9 +506,9 @@ impl Server {
                 conn.was_named(),
                 conn.role(),
             );
-            if reason != Reason::Refused && conn.role() == Role::Chat {
+            if reason != Reason::Refused && conn.role() != Role::Metrics {
                 // Refusals and metrics scrapes were never counted against
-                // their address.
+                // their address; chat and web connections were.
                 self.peers.release(peer.ip());
             }
             if reason == Reason::TimedOut {

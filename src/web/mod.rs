@@ -122,6 +122,9 @@ fn upgrade(req: &Request, site: Site<'_>) -> Reply {
     else {
         return Reply::Response(http::error(400));
     };
+    if !is_ws_key(key.trim()) {
+        return Reply::Response(http::error(400));
+    }
     if req.ws_version.as_deref() != Some("13") {
         return Reply::Response(http::response(
             426,
@@ -159,6 +162,17 @@ fn origin_allowed(origin: &str, host: Option<&str>, site: Site<'_>) -> bool {
         .allowed_origins
         .iter()
         .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin))
+}
+
+/// True if `key` is base64 of 16 bytes (RFC 6455 section 4.2.1): 22
+/// base64 characters and `==`.
+fn is_ws_key(key: &str) -> bool {
+    let b = key.as_bytes();
+    b.len() == 24
+        && b.ends_with(b"==")
+        && b[..22]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/')
 }
 
 /// A strong validator for an embedded file: FNV-1a of its bytes.
@@ -274,6 +288,10 @@ mod tests {
         assert!(text(route(Ok(req("POST", "/")), site())).starts_with("HTTP/1.1 405 "));
         assert!(text(route(Err(HeadError::Malformed), site())).starts_with("HTTP/1.1 400 "));
         assert!(text(route(Err(HeadError::TooLarge), site())).starts_with("HTTP/1.1 431 "));
+        // A key that is not 16 bytes of base64: 400.
+        let mut short = ws_request(None);
+        short.ws_key = Some("c2hvcnQ=".into());
+        assert!(text(route(Ok(short), site())).starts_with("HTTP/1.1 400 "));
         // Not an upgrade: 400.
         let plain = req("GET", "/ws");
         assert!(text(route(Ok(plain), site())).starts_with("HTTP/1.1 400 "));
