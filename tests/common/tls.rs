@@ -20,6 +20,9 @@ use rustls::{ClientConfig, ClientConnection, RootCertStore};
 
 use super::{test_config, TestServer, LINE_TIMEOUT, PROMPT};
 
+// tests/client_support/tls.rs loads this file too, and some test crates
+// have both helper modules: each keeps its own copy.
+#[allow(clippy::duplicate_mod)]
 #[path = "../../examples/gencert/certs.rs"]
 mod certs;
 
