@@ -391,6 +391,7 @@ class Scenario:
         self.restart()
         self.html_is_text()
         self.phone()
+        self.nick_and_quit()
         self.page_health()
 
     def start(self):
@@ -657,6 +658,20 @@ class Scenario:
         bob.driver.switch_to.active_element.send_keys(Keys.ESCAPE)
         bob.wait("the drawer to close", lambda: not bob.el("#sidebar").is_displayed())
         step("phone layout, drawer and stick-to-bottom scrolling work")
+
+    def nick_and_quit(self):
+        """The member lists follow a rename and a quit."""
+        alice, bob, carol = self.alice, self.bob, self.carol
+        carol.send("/nick caroline")
+        self.all_see("* carol is now known as caroline")
+        for user in (alice, bob):
+            user.wait("caroline in the members", lambda u=user: u.members() == ["alice", "bob", "caroline"])
+        carol.send("/quit off to the lobby of another server")
+        self.all_see("* caroline left (quit: off to the lobby of another server)")
+        carol.expect_eof()
+        for user in (alice, bob):
+            user.wait("caroline gone from the members", lambda u=user: u.members() == ["alice", "bob"])
+        step("member lists follow /nick and /quit")
 
     def page_health(self):
         """Every control has a name a screen reader can say; nothing was

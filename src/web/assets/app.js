@@ -89,6 +89,8 @@
     ws: null,
     /** The server's `NAME` prompt came on this socket: a name may be sent. */
     prompted: false,
+    /** A name was sent after the last prompt and not yet answered. */
+    nameSent: false,
     /** The name to register with (typed, or kept from before a reconnect). */
     wantName: null,
     /** Our name as the server spells it, once registered on this socket. */
@@ -491,6 +493,7 @@
         state.me = to;
         state.wantName = to;
         remember(to);
+        setConn("online", "connected as " + to);
       }
       renderMembers();
       return;
@@ -594,6 +597,7 @@
     clearRetry();
     if (state.ws !== null) return;
     state.prompted = false;
+    state.nameSent = false;
     state.me = null;
     state.quitting = false;
     setConn("connecting", state.attempt > 0 ? "reconnecting\u2026" : "connecting\u2026");
@@ -621,6 +625,7 @@
     state.ws = null;
     state.me = null;
     state.prompted = false;
+    state.nameSent = false;
     state.asked = [];
     if (state.whoTimer !== null) clearTimeout(state.whoTimer);
     state.whoTimer = null;
@@ -675,6 +680,7 @@
   function sendName() {
     if (state.wantName !== null && state.prompted && sendRaw(state.wantName)) {
       state.prompted = false;
+      state.nameSent = true;
       el.loginSubmit.disabled = true;
       el.loginState.textContent = state.wasRegistered ? "" : "Joining\u2026";
     }
@@ -733,7 +739,14 @@
   /** A line before registration: the prompt, errors, or our join notice. */
   function onLoginLine(line) {
     if (line === "NAME" || line.startsWith("NAME ")) {
+      if (state.prompted === false && state.nameSent) {
+        // Asked again without an error: what we sent was not taken as a
+        // name. Never send it again by ourselves.
+        state.wantName = null;
+        showLogin(true);
+      }
       state.prompted = true;
+      state.nameSent = false;
       if (state.wantName !== null) sendName();
       else {
         el.loginSubmit.disabled = false;
@@ -796,9 +809,11 @@
   el.loginForm.addEventListener("submit", (ev) => {
     ev.preventDefault();
     const name = el.name.value.trim();
-    if (name === "") {
-      el.loginError.textContent = "Please choose a name.";
+    if (name === "" || name.startsWith("/")) {
+      // Before registering the server takes /help and /quit as commands.
+      el.loginError.textContent = name === "" ? "Please choose a name." : "A name cannot start with /.";
       delete el.loginError.dataset.line;
+      el.name.setAttribute("aria-invalid", "true");
       el.name.focus();
       return;
     }
