@@ -1,33 +1,46 @@
 //! End-to-end runs of the load tester (`examples/loadtest`) as a separate
 //! process against an in-process server on port 0: small enough for debug
-//! builds, strict about counts (every expected delivery received, no errors).
+//! builds, strict about counts (every expected delivery received, no errors),
+//! and about how the tool fails (server down or gone, Ctrl-C, bad flags).
 //! The tool's counting logic itself is unit tested inside the example.
 
 mod common;
 
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
-use common::{start_with, test_config};
+use common::{start_with, test_config, Client, TestServer};
+
+/// The longest any run here may take before the test fails.
+const RUN_LIMIT: Duration = Duration::from_secs(30);
 
 /// The example binary beside this test's own: the test runs from
 /// `target/<profile>/deps`, examples live in `target/<profile>/examples`.
-/// Built here too, because `cargo test --test loadtest` builds no examples.
+/// Built here (once per test binary), because `cargo test --test loadtest`
+/// builds no examples.
 fn loadtest_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("path of the test binary");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("test binary lives in target/<profile>/deps")
-        .to_path_buf();
-    let mut build = Command::new(env!("CARGO"));
-    build.args(["build", "--quiet", "--example", "loadtest"]);
-    if profile_dir.file_name().is_some_and(|p| p == "release") {
-        build.arg("--release");
-    }
-    let status = build.status().expect("run cargo build --example loadtest");
-    assert!(status.success(), "building the loadtest example failed");
-    profile_dir.join("examples").join("loadtest")
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().expect("path of the test binary");
+        let profile_dir = exe
+            .parent()
+            .and_then(|deps| deps.parent())
+            .expect("test binary lives in target/<profile>/deps")
+            .to_path_buf();
+        let mut build = Command::new(env!("CARGO"));
+        build.args(["build", "--quiet", "--example", "loadtest"]);
+        if profile_dir.file_name().is_some_and(|p| p == "release") {
+            build.arg("--release");
+        }
+        let status = build.status().expect("run cargo build --example loadtest");
+        assert!(status.success(), "building the loadtest example failed");
+        profile_dir.join("examples").join("loadtest")
+    })
+    .clone()
 }
 
 /// The number at `"key":` in a flat or nested JSON object (first occurrence).
@@ -47,29 +60,87 @@ fn json_num(json: &str, key: &str) -> f64 {
         .unwrap_or_else(|_| panic!("{key} is not a number in {json}"))
 }
 
-/// Runs the tool with `args` plus `--json` against `addr`; returns its JSON.
+/// Runs the tool with exactly `args`; bounded by [`RUN_LIMIT`].
 #[track_caller]
-fn run_loadtest(addr: std::net::SocketAddr, args: &[&str]) -> String {
-    let out = Command::new(loadtest_bin())
+fn loadtest(args: &[&str]) -> Output {
+    let child = Command::new(loadtest_bin())
         .args(args)
-        .args([
-            "--addr",
-            &addr.to_string(),
-            "--json",
-            "--quiet",
-            "--timeout",
-            "30",
-        ])
-        .output()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("spawn the loadtest example");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    wait_bounded(child)
+}
+
+/// Waits for `child` to exit, killing it (and failing) after [`RUN_LIMIT`].
+#[track_caller]
+fn wait_bounded(mut child: Child) -> Output {
+    let deadline = Instant::now() + RUN_LIMIT;
+    while child.try_wait().expect("poll the loadtest").is_none() {
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("reap the loadtest");
+            panic!(
+                "loadtest still running after {RUN_LIMIT:?}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut out = Output {
+        status: child.wait().expect("reap the loadtest"),
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+    };
+    if let Some(mut s) = child.stdout.take() {
+        s.read_to_end(&mut out.stdout).expect("read stdout");
+    }
+    if let Some(mut s) = child.stderr.take() {
+        s.read_to_end(&mut out.stderr).expect("read stderr");
+    }
+    out
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs the tool with `args` plus `--json` against `addr`, asserts it
+/// succeeded and returns its JSON.
+#[track_caller]
+fn run_json(addr: SocketAddr, args: &[&str]) -> String {
+    let addr = addr.to_string();
+    let mut all = args.to_vec();
+    all.extend(["--addr", &addr, "--json", "--quiet", "--timeout", "30"]);
+    let out = loadtest(&all);
+    let stdout = text(&out.stdout);
     assert!(
         out.status.success(),
         "loadtest {args:?} failed ({}): {stdout}\n{}",
         out.status,
-        String::from_utf8_lossy(&out.stderr)
+        text(&out.stderr)
     );
     stdout
+}
+
+/// Logs a watcher into the lobby, to see the tool's traffic.
+fn watcher(server: &TestServer) -> Client {
+    Client::login(server.addr, "watcher")
+}
+
+/// Reads until a chat line from one of the tool's clients (`lt...: ~...`)
+/// arrives: the run is past connecting and sending.
+#[track_caller]
+fn wait_for_traffic(w: &mut Client) {
+    loop {
+        match w.read_line() {
+            Some(l) if l.starts_with("lt") && l.contains(": ~") => return,
+            Some(_) => {}
+            None => panic!("the server closed the watcher"),
+        }
+    }
 }
 
 /// A fanout run in a room bigger than the notice limit (so join summaries
@@ -77,7 +148,7 @@ fn run_loadtest(addr: std::net::SocketAddr, args: &[&str]) -> String {
 #[test]
 fn fanout_counts_every_delivery() {
     let server = start_with(test_config());
-    let json = run_loadtest(
+    let json = run_json(
         server.addr,
         &[
             "fanout",
@@ -98,6 +169,7 @@ fn fanout_counts_every_delivery() {
     assert_eq!(json_num(&json, "late"), 0.0, "{json}");
     assert_eq!(json_num(&json, "errors"), 0.0, "{json}");
     assert!(json_num(&json, "p99") > 0.0, "{json}");
+    assert!(json.contains("\"stopped\":\"complete\""), "{json}");
 }
 
 /// An open-loop run (1 s at 200 messages/s to 20 clients) sends on schedule
@@ -105,7 +177,7 @@ fn fanout_counts_every_delivery() {
 #[test]
 fn latency_run_is_on_schedule_and_lossless() {
     let server = start_with(test_config());
-    let json = run_loadtest(
+    let json = run_json(
         server.addr,
         &[
             "latency",
@@ -125,6 +197,63 @@ fn latency_run_is_on_schedule_and_lossless() {
     assert_eq!(json_num(&json, "errors"), 0.0, "{json}");
 }
 
+/// A soak run with churn: clients that leave and rejoin get the room's
+/// history in their join burst (this run's own messages), which must count
+/// neither as deliveries nor as errors; the stayers lose nothing, and the
+/// counters say what happened: every leave followed by a rejoin.
+#[test]
+fn soak_counts_churn_and_ignores_history() {
+    let server = start_with(test_config());
+    let json = run_json(
+        server.addr,
+        &[
+            "soak",
+            "--clients",
+            "20",
+            "--senders",
+            "2",
+            "--churners",
+            "10",
+            "--churn",
+            "20",
+            "--rate",
+            "200",
+            "--duration",
+            "1",
+        ],
+    );
+    assert_eq!(json_num(&json, "stayers"), 10.0, "{json}");
+    assert_eq!(json_num(&json, "churners"), 10.0, "{json}");
+    let sent = json_num(&json, "sent");
+    assert_eq!(json_num(&json, "expected"), sent * 10.0, "{json}");
+    assert_eq!(json_num(&json, "received"), sent * 10.0, "{json}");
+    assert!(json_num(&json, "leaves") >= 5.0, "{json}");
+    // Each leave is a rejoin on its way: all but the last few have landed.
+    let (leaves, rejoins) = (json_num(&json, "leaves"), json_num(&json, "rejoins"));
+    assert!(rejoins <= leaves && rejoins >= leaves - 3.0, "{json}");
+    assert!(json_num(&json, "received_churners") > 0.0, "{json}");
+    assert_eq!(json_num(&json, "late"), 0.0, "{json}");
+    assert_eq!(json_num(&json, "malformed"), 0.0, "{json}");
+    assert_eq!(json_num(&json, "errors"), 0.0, "{json}");
+}
+
+/// The connections scenario registers everyone, then one broadcast reaches
+/// all of them: one message sent, one delivery per client.
+#[test]
+fn connections_broadcast_reaches_everyone() {
+    let server = start_with(test_config());
+    let json = run_json(server.addr, &["connections", "--clients", "150"]);
+    assert_eq!(json_num(&json, "senders"), 1.0, "{json}");
+    assert_eq!(json_num(&json, "sent"), 1.0, "{json}");
+    assert_eq!(json_num(&json, "expected"), 150.0, "{json}");
+    assert_eq!(json_num(&json, "received"), 150.0, "{json}");
+    assert!(
+        json_num(&json, "last_ms") >= json_num(&json, "first_ms"),
+        "{json}"
+    );
+    assert_eq!(json_num(&json, "errors"), 0.0, "{json}");
+}
+
 /// Clients the server turns away (`! server full`, then close) are counted
 /// as errors and the run ends at once instead of waiting for its timeout:
 /// the error line and the close arrive together, and the tool must still
@@ -135,29 +264,253 @@ fn refused_clients_end_the_run_with_errors() {
         max_clients: 5,
         ..test_config()
     });
-    let out = Command::new(loadtest_bin())
-        .args([
-            "fanout",
-            "--clients",
-            "20",
-            "--senders",
-            "1",
-            "--messages",
-            "1",
-        ])
-        .args([
-            "--addr",
-            &server.addr.to_string(),
-            "--json",
-            "--quiet",
-            "--timeout",
-            "20",
-        ])
-        .output()
-        .expect("spawn the loadtest example");
-    let json = String::from_utf8_lossy(&out.stdout);
+    let addr = server.addr.to_string();
+    let out = loadtest(&[
+        "fanout",
+        "--clients",
+        "20",
+        "--senders",
+        "1",
+        "--messages",
+        "1",
+        "--addr",
+        &addr,
+        "--json",
+        "--quiet",
+        "--timeout",
+        "20",
+    ]);
+    let json = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{json}");
     assert!(json_num(&json, "errors") >= 15.0, "{json}");
     assert!(json_num(&json, "run_s") < 5.0, "{json}");
     assert!(json.contains("server full"), "{json}");
+}
+
+/// With no server listening the tool says so in one line and exits 1 at
+/// once, without a report.
+#[test]
+fn server_down_fails_fast() {
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+        l.local_addr().unwrap().port()
+    }; // closed again: connecting is refused
+    let t0 = Instant::now();
+    let out = loadtest(&["fanout", "--port", &port.to_string()]);
+    // It takes milliseconds; the bound is generous for a loaded machine.
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        format!("loadtest: cannot connect to 127.0.0.1:{port}: connection refused\n")
+    );
+    assert_eq!(text(&out.stdout), "");
+}
+
+/// A server that shuts down mid-run stops the run at once: the partial
+/// summary on stdout, one line on stderr saying what happened, exit 1.
+#[test]
+fn server_going_away_stops_the_run() {
+    let server = start_with(test_config());
+    let mut w = watcher(&server);
+    let child = Command::new(loadtest_bin())
+        .args([
+            "latency",
+            "--clients",
+            "10",
+            "--senders",
+            "2",
+            "--rate",
+            "100",
+        ])
+        .args(["--duration", "60", "--addr", &server.addr.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the loadtest example");
+    wait_for_traffic(&mut w);
+    drop(w);
+    let t0 = Instant::now();
+    server.stop().expect("server stops");
+    let out = wait_bounded(child);
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "loadtest: the server at {} closed all connections (it said: server shutting \
+             down); stopped after ",
+            server_addr_of(&stdout)
+        )),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stdout.contains("  stopped "), "{stdout}");
+    assert!(stdout.contains("server gone"), "{stdout}");
+}
+
+/// The address in the summary's first line (`... at ADDR over ...`).
+fn server_addr_of(summary: &str) -> String {
+    let first = summary.lines().next().unwrap_or("");
+    let at = first.find(" at ").map_or(0, |i| i + 4);
+    first[at..].split(' ').next().unwrap_or("").to_string()
+}
+
+/// Ctrl-C stops a run: sending stops, what was sent is still counted, and
+/// the partial summary is printed; exit status 130.
+#[test]
+fn ctrl_c_prints_the_partial_summary() {
+    let server = start_with(test_config());
+    let mut w = watcher(&server);
+    let child = Command::new(loadtest_bin())
+        .args([
+            "latency",
+            "--clients",
+            "10",
+            "--senders",
+            "2",
+            "--rate",
+            "100",
+        ])
+        .args(["--duration", "60", "--json"])
+        .args(["--addr", &server.addr.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the loadtest example");
+    wait_for_traffic(&mut w);
+    // SAFETY: sends a signal to our own child process.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) },
+        0
+    );
+    let out = wait_bounded(child);
+    let (json, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(130), "{json}{stderr}");
+    assert!(json.contains("\"stopped\":\"interrupted\""), "{json}");
+    assert!(json_num(&json, "sent") >= 1.0, "{json}");
+    assert_eq!(json_num(&json, "lost"), 0.0, "{json}");
+    assert!(json_num(&json, "run_s") < 20.0, "{json}");
+    assert!(
+        stderr.starts_with("loadtest: interrupted after "),
+        "{stderr}"
+    );
+}
+
+/// The default output is a small aligned table with thousands separators,
+/// the server may be given by name, and `--csv` has one header and one
+/// value line of the same width.
+#[test]
+fn summary_table_csv_and_host_names() {
+    let server = start_with(test_config());
+    let addr = format!("localhost:{}", server.addr.port());
+    let args = [
+        "fanout",
+        "--clients",
+        "20",
+        "--senders",
+        "2",
+        "--messages",
+        "50",
+        "--addr",
+        &addr,
+        "--quiet",
+    ];
+    let out = loadtest(&args);
+    let table = text(&out.stdout);
+    assert!(out.status.success(), "{table}{}", text(&out.stderr));
+    let row = |label: &str| {
+        table
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{label} ")))
+            .unwrap_or_else(|| panic!("no {label} row in\n{table}"))
+            .to_string()
+    };
+    assert!(row("sent").contains(" 100  messages in "), "{table}");
+    assert!(
+        row("delivered").ends_with(" 2,000  of 2,000 expected"),
+        "{table}"
+    );
+    assert!(row("loss").ends_with(" 0  (0.000%)"), "{table}");
+    for label in [
+        "deliveries/s",
+        "MB/s",
+        "p50",
+        "p99",
+        "p99.9",
+        "max",
+        "errors",
+    ] {
+        row(label);
+    }
+    // Values are right-aligned in one column: the errors row has no unit,
+    // so it ends where every value ends.
+    let end = row("errors").len();
+    for label in ["sent", "delivered", "loss", "deliveries/s", "p99.9"] {
+        let r = row(label);
+        assert!(r.as_bytes()[end - 1].is_ascii_digit(), "{label}:\n{table}");
+        assert!(
+            r[end..].is_empty() || r[end..].starts_with("  "),
+            "{label}:\n{table}"
+        );
+    }
+
+    let mut csv_args = args.to_vec();
+    csv_args.push("--csv");
+    let out = loadtest(&csv_args);
+    let csv = text(&out.stdout);
+    assert!(out.status.success(), "{csv}");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 2, "{csv}");
+    let header: Vec<&str> = lines[0].split(',').collect();
+    let values: Vec<&str> = lines[1].split(',').collect();
+    assert_eq!(header.len(), values.len(), "{csv}");
+    let at = header
+        .iter()
+        .position(|h| *h == "received")
+        .expect("received");
+    assert_eq!(values[at], "2000", "{csv}");
+}
+
+/// Bad flags: one line naming the flag, `loadtest: ...`, exit status 2,
+/// never Rust's debug formatting.
+#[test]
+fn bad_flags_are_named_with_exit_status_2() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["fanout", "--clients", "x"],
+            "loadtest: --clients: must be a whole number 1-1000000 (got \"x\")",
+        ),
+        (
+            &["fanout", "--clients=5", "--clients", "6"],
+            "loadtest: --clients: given more than once",
+        ),
+        (
+            &["fanout", "--senders", "20", "--clients", "10"],
+            "loadtest: --senders: 20 senders need at least 20 clients (--clients is 10)",
+        ),
+        (
+            &["fanout", "--addr", "no-such-host.invalid"],
+            "loadtest: --addr: cannot resolve \"no-such-host.invalid\"",
+        ),
+        (&["fanout", "--wat"], "loadtest: --wat: unknown flag"),
+    ];
+    for (args, want) in cases {
+        let out = loadtest(args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        let first = stderr.lines().next().unwrap_or("");
+        assert!(first.starts_with(want), "{args:?}: {stderr}");
+        assert_eq!(
+            stderr.lines().nth(1),
+            Some("Try `loadtest --help`."),
+            "{stderr}"
+        );
+        assert_eq!(stderr.lines().count(), 2, "{stderr}");
+        assert!(
+            !stderr.contains("Error {") && !stderr.contains("kind:"),
+            "{stderr}"
+        );
+        assert_eq!(text(&out.stdout), "");
+    }
 }

@@ -25,14 +25,71 @@ const MAX_LINE_BYTES: usize = 64 * 1024;
 /// One read may take this much: big enough that a busy socket is drained in
 /// one or two syscalls.
 const READ_BUF_BYTES: usize = 64 * 1024;
+/// A server that has not completed one connection in this long counts as
+/// down: a dropped SYN is retried after 1 s, so this allows one retry.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// A server that took connections but registered no client in this long
+/// (from its first connection) is not a chat server we can talk to, or hung.
+pub const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One server address the clients are spread over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Where to connect.
+    pub addr: SocketAddr,
+    /// The host as given (a name or an address literal), for messages.
+    pub host: String,
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.parse::<IpAddr>().is_ok() {
+            write!(f, "{}", self.addr)
+        } else {
+            write!(f, "{}:{} ({})", self.host, self.addr.port(), self.addr.ip())
+        }
+    }
+}
+
+/// Whether each endpoint is answering, so a run can stop at once when a
+/// server is down or goes away instead of waiting for its timeout.
+#[derive(Debug, Default)]
+struct Reach {
+    /// When the first connection to it was started.
+    first_try: Option<Instant>,
+    /// When a connection to it was first established.
+    up_since: Option<Instant>,
+    /// Some client of it registered at some point.
+    ever_registered: bool,
+    /// Connections to it now, being opened or open.
+    open: usize,
+    /// Connections it closed or broke while we wanted them.
+    dropped: u64,
+    /// Why the first failed connection failed.
+    first_error: Option<String>,
+    /// The first thing it said that explains a close: its first error
+    /// line, or its shutdown notice.
+    said: Option<String>,
+}
+
+/// What the endpoints' state says about the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// Every endpoint answers (or may still).
+    Fine,
+    /// An endpoint never accepted a connection: the message says why.
+    Down(String),
+    /// An endpoint closed every connection it had: the message says how.
+    Gone(String),
+}
 
 /// How to reach the server.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Which protocol to speak.
     pub target: Target,
-    /// The server's address.
-    pub addr: SocketAddr,
+    /// The servers; client `i` connects to `endpoints[i % len]`.
+    pub endpoints: Vec<Endpoint>,
     /// Local addresses to spread client sockets over (empty: let the kernel pick).
     pub src_ips: Vec<IpAddr>,
     /// Bytes per message line on the wire, newline included.
@@ -42,6 +99,13 @@ pub struct Options {
     pub connect_batch: usize,
     /// A prefix making this run's names unique on a server shared with other runs.
     pub name_prefix: String,
+}
+
+impl Options {
+    /// How clients reach the server, for reports.
+    pub fn transport_name(&self) -> &'static str {
+        "tcp"
+    }
 }
 
 /// What the senders do after each event batch.
@@ -77,6 +141,8 @@ struct Conn {
     sock: TcpStream,
     /// The client it belongs to.
     client: usize,
+    /// Index of its endpoint.
+    ep: usize,
     /// True for a Redis PUBLISH connection, which receives only replies.
     publisher: bool,
     /// The connect has completed.
@@ -177,9 +243,23 @@ pub struct State {
     pub publishers: usize,
     /// Clients opened but not yet registered (for connect pacing).
     inflight: usize,
+    /// Registrations of clients that had left and came back (soak).
+    pub rejoins: u64,
+    /// Per endpoint: is it answering.
+    reach: Vec<Reach>,
 }
 
 impl State {
+    /// Counts a connection that could not be opened to endpoint `ep`.
+    fn connect_failed(&mut self, ep: usize, e: &io::Error) {
+        self.c.connect_errors += 1;
+        let why = describe(e);
+        self.reach[ep]
+            .first_error
+            .get_or_insert_with(|| why.clone());
+        self.c.note(|| format!("connect: {why}"));
+    }
+
     /// Nanoseconds since the run began: the clock of every stamp.
     pub fn now_ns(&self) -> u64 {
         self.base.elapsed().as_nanos() as u64
@@ -196,12 +276,20 @@ impl State {
         let ev = decoder.line(self.target, &self.clients[client].name, line);
         match ev {
             Event::Nothing => {}
+            Event::Shutdown => {
+                let ep = client % self.reach.len();
+                self.reach[ep]
+                    .said
+                    .get_or_insert_with(|| "server shutting down".into());
+            }
             Event::Registered if !publisher => self.registered(client, now),
             Event::Delivery { from, payload } if !publisher => {
                 self.delivery(client, from, payload, now)
             }
             Event::ServerError(e) => {
                 self.c.server_errors += 1;
+                let ep = client % self.reach.len();
+                self.reach[ep].said.get_or_insert_with(|| format!("! {e}"));
                 let name = &self.clients[client].name;
                 self.c.note(|| format!("server error to {name}: {e}"));
             }
@@ -219,6 +307,11 @@ impl State {
             cl.registered = true;
             cl.registered_ns = now;
             self.registered += 1;
+            if cl.gen > 0 {
+                self.rejoins += 1;
+            }
+            let ep = client % self.reach.len();
+            self.reach[ep].ever_registered = true;
             self.inflight = self.inflight.saturating_sub(1);
         }
     }
@@ -350,6 +443,8 @@ impl Driver {
                 probed: 0,
                 publishers: 0,
                 inflight: 0,
+                rejoins: 0,
+                reach: opts.endpoints.iter().map(|_| Reach::default()).collect(),
             },
             opts,
         })
@@ -358,6 +453,51 @@ impl Driver {
     /// The target server's protocol.
     pub fn target(&self) -> Target {
         self.opts.target
+    }
+
+    /// Down if an endpoint failed (or did not answer within
+    /// [`CONNECT_TIMEOUT`]) before any connection to it was established,
+    /// or registered no client within [`REGISTER_TIMEOUT`]; gone if one
+    /// that was up has closed every connection we had to it.
+    pub fn health(&self) -> Health {
+        for (r, ep) in self.st.reach.iter().zip(&self.opts.endpoints) {
+            let said = match &r.said {
+                Some(s) => format!(" (it said: {s})"),
+                None => String::new(),
+            };
+            match r.up_since {
+                None => {
+                    if let Some(e) = &r.first_error {
+                        return Health::Down(format!("cannot connect to {ep}: {e}"));
+                    }
+                    if r.first_try.is_some_and(|t| t.elapsed() >= CONNECT_TIMEOUT) {
+                        return Health::Down(format!(
+                            "no answer from {ep} within {} s",
+                            CONNECT_TIMEOUT.as_secs()
+                        ));
+                    }
+                }
+                Some(_) if r.open == 0 && r.dropped > 0 && !r.ever_registered => {
+                    return Health::Down(format!(
+                        "the server at {ep} closed every connection before any client \
+                         registered{said}"
+                    ));
+                }
+                Some(t) if !r.ever_registered && t.elapsed() >= REGISTER_TIMEOUT => {
+                    return Health::Down(format!(
+                        "connected to {ep}, but no client registered within {} s{said}",
+                        REGISTER_TIMEOUT.as_secs()
+                    ));
+                }
+                Some(_) if r.open == 0 && r.dropped > 0 => {
+                    return Health::Gone(format!(
+                        "the server at {ep} closed all connections{said}"
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        Health::Fine
     }
 
     /// Asks for `client` to be connected (paced by `connect_batch`).
@@ -391,6 +531,7 @@ impl Driver {
         }
         for key in keys.into_iter().flatten() {
             let mut conn = self.conns.remove(key);
+            self.st.reach[conn.ep].open -= 1;
             if conn.publisher && conn.connected {
                 self.st.publishers -= 1;
             }
@@ -561,33 +702,32 @@ impl Driver {
             if self.st.clients[client].recv.is_some() {
                 continue; // already open
             }
-            match self.open_conn(client, false) {
+            let ep = client % self.opts.endpoints.len();
+            match self.open_conn(client, ep, false) {
                 Ok(key) => {
                     self.st.clients[client].recv = Some(key);
                     self.st.inflight += 1;
                 }
                 Err(e) => {
-                    self.st.c.connect_errors += 1;
-                    self.st.c.note(|| format!("connect: {e}"));
+                    self.st.connect_failed(ep, &e);
                     continue;
                 }
             }
             let is_sender = self.st.senders.iter().any(|s| s.client == client);
             if self.opts.target.has_publishers() && is_sender {
-                match self.open_conn(client, true) {
+                match self.open_conn(client, ep, true) {
                     Ok(key) => self.st.clients[client].publ = Some(key),
-                    Err(e) => {
-                        self.st.c.connect_errors += 1;
-                        self.st.c.note(|| format!("connect (publisher): {e}"));
-                    }
+                    Err(e) => self.st.connect_failed(ep, &e),
                 }
             }
         }
     }
 
-    /// Starts a non-blocking connect, from the next source address if any.
-    fn open_conn(&mut self, client: usize, publisher: bool) -> io::Result<usize> {
-        let addr = self.opts.addr;
+    /// Starts a non-blocking connect to endpoint `ep`, from the next source
+    /// address if any.
+    fn open_conn(&mut self, client: usize, ep: usize, publisher: bool) -> io::Result<usize> {
+        let addr = self.opts.endpoints[ep].addr;
+        self.st.reach[ep].first_try.get_or_insert_with(Instant::now);
         let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
         sock.set_nonblocking(true)?;
         // Latency is what we measure: never let Nagle hold a message back.
@@ -614,9 +754,11 @@ impl Driver {
             Token(key),
             Interest::READABLE | Interest::WRITABLE,
         )?;
+        self.st.reach[ep].open += 1;
         entry.insert(Conn {
             sock: stream,
             client,
+            ep,
             publisher,
             connected: false,
             dead: false,
@@ -649,8 +791,8 @@ impl Driver {
                 Ok(Some(e)) | Err(e) => Some(e),
             };
             if let Some(e) = err {
-                self.st.c.connect_errors += 1;
-                self.st.c.note(|| format!("connect: {e}"));
+                let ep = conn.ep;
+                self.st.connect_failed(ep, &e);
                 self.kill(key);
                 return;
             }
@@ -668,6 +810,9 @@ impl Driver {
         let conn = &mut self.conns[key];
         conn.connected = true;
         self.st.c.connected += 1;
+        self.st.reach[conn.ep]
+            .up_since
+            .get_or_insert_with(Instant::now);
         if conn.publisher {
             self.st.publishers += 1;
             return;
@@ -691,11 +836,8 @@ impl Driver {
             match conn.sock.read(&mut self.rbuf) {
                 Ok(0) => {
                     let name = &self.st.clients[conn.client].name;
-                    self.st
-                        .c
-                        .note(|| format!("server closed the connection of {name}"));
-                    self.st.c.disconnects += 1;
-                    self.kill(key);
+                    let why = format!("server closed the connection of {name}");
+                    self.dropped(key, why);
                     return;
                 }
                 Ok(n) => {
@@ -736,9 +878,7 @@ impl Driver {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    self.st.c.disconnects += 1;
-                    self.st.c.note(|| format!("read: {e}"));
-                    self.kill(key);
+                    self.dropped(key, format!("read: {}", describe(&e)));
                     return;
                 }
             }
@@ -757,8 +897,7 @@ impl Driver {
         while conn.out_at < conn.out.len() {
             match conn.sock.write(&conn.out[conn.out_at..]) {
                 Ok(0) => {
-                    self.st.c.disconnects += 1;
-                    self.kill(key);
+                    self.dropped(key, "write: the socket took nothing".into());
                     return;
                 }
                 Ok(n) => conn.out_at += n,
@@ -772,15 +911,23 @@ impl Driver {
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    self.st.c.disconnects += 1;
-                    self.st.c.note(|| format!("write: {e}"));
-                    self.kill(key);
+                    self.dropped(key, format!("write: {}", describe(&e)));
                     return;
                 }
             }
         }
         conn.out.clear();
         conn.out_at = 0;
+    }
+
+    /// Counts a connection the server closed or broke, and kills it.
+    fn dropped(&mut self, key: usize, why: String) {
+        if let Some(conn) = self.conns.get(key) {
+            self.st.c.disconnects += 1;
+            self.st.reach[conn.ep].dropped += 1;
+            self.st.c.note(|| why);
+            self.kill(key);
+        }
     }
 
     /// Marks a connection dead; it is removed after the batch.
@@ -796,6 +943,7 @@ impl Driver {
     fn remove_dead(&mut self, key: usize) {
         let mut conn = self.conns.remove(key);
         let _ = self.poll.registry().deregister(&mut conn.sock);
+        self.st.reach[conn.ep].open -= 1;
         let cl = &mut self.st.clients[conn.client];
         if conn.publisher {
             cl.publ = None;
@@ -886,6 +1034,31 @@ impl Driver {
             let _ = self.poll.registry().deregister(&mut conn.sock);
         }
         self.conns.clear();
+        for r in &mut self.st.reach {
+            r.open = 0;
+        }
+    }
+}
+
+/// An I/O error in words, without Rust's `(os error N)` suffix.
+pub fn describe(e: &io::Error) -> String {
+    let kind = e.kind();
+    match kind {
+        io::ErrorKind::ConnectionRefused
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::TimedOut
+        | io::ErrorKind::BrokenPipe
+        | io::ErrorKind::AddrNotAvailable
+        | io::ErrorKind::HostUnreachable
+        | io::ErrorKind::NetworkUnreachable => kind.to_string(),
+        _ => {
+            let text = e.to_string();
+            match text.find(" (os error") {
+                Some(i) => text[..i].to_string(),
+                None => text,
+            }
+        }
     }
 }
 

@@ -1,7 +1,8 @@
 //! `loadtest`: a load generator for chat servers. This file is the command
-//! line only: it parses flags into a [`scenario::Plan`] and
-//! [`driver::Options`], runs the scenario and prints its report (a table, or
-//! one JSON object with `--json`). It must not measure or count anything.
+//! line only: it parses flags (with the crate's shared `chatroom::cli`) into
+//! a [`scenario::Plan`] and [`driver::Options`], runs the scenario and prints
+//! its report (a summary table, JSON or CSV). It must not measure or count
+//! anything.
 //!
 //! # Layout
 //! - `payload`: the fixed-width message stamp (sender, sequence, send time).
@@ -10,7 +11,7 @@
 //! - `driver`: the mio event loop over every client socket.
 //! - `scenario`: fanout, latency, connections and soak.
 //! - `procstat`: server CPU and memory from `/proc`.
-//! - `report`: table and JSON output.
+//! - `report`: summary table, JSON and CSV output.
 
 mod driver;
 mod payload;
@@ -20,12 +21,16 @@ mod scenario;
 mod tally;
 mod wire;
 
+use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
-use driver::Options;
-use scenario::{Plan, Scenario};
+use chatroom::cli::{self, Args, CliError};
+use driver::{Endpoint, Options};
+use scenario::{Fatal, Plan, Scenario, Stop};
 use wire::Target;
 
 const HELP: &str = "\
@@ -43,177 +48,366 @@ SCENARIOS:
   soak         steady traffic for D seconds while clients leave and rejoin;
                server memory sampled (with --server-pid)
 
-FLAGS:
+FLAGS (each once; --flag value or --flag=value):
   --target T          chatroom (default), redis or tutorial
-  --addr IP:PORT      server address (default 127.0.0.1 and the target's port)
-  --port N            server port on 127.0.0.1
+  --addr HOST[:PORT]  server address, a name or an IP ([v6]:PORT for IPv6);
+                      the port defaults to the target's (chatroom 5550,
+                      redis 6379); several, comma-separated, spread the
+                      clients over them [default: 127.0.0.1]
+  --port N            server port on 127.0.0.1 (instead of --addr)
   --clients N         clients in the room (fanout/latency 100, connections
                       10000, soak 200)
-  --senders S         sending clients (fanout/latency 10, soak 5)
+  --senders S         sending clients, at most --clients (fanout/latency 10,
+                      soak 5; fewer if there are fewer clients)
   --messages M        messages per sender, fanout (2000)
   --window W          unconfirmed messages per sender, fanout (32)
   --size B            bytes per line on the wire, newline included (64, min 36)
   --rate R            messages/s, all senders together (latency 20000, soak 500)
   --duration SECS     traffic time, latency (10) and soak (60)
   --churn PER_S       clients leaving and rejoining per second, soak (20)
-  --churners K        clients that may leave, soak (a quarter of the clients)
+  --churners K        clients that may leave, soak (a quarter of the clients;
+                      senders never leave, so K + S <= N)
   --sample-every SECS memory sample interval, soak (5)
+  --seed N            seed for the soak's random churn (1)
   --server-pid PID    report the server's CPU seconds and RSS from /proc
   --src-ips LIST|N    spread client sockets over these local addresses
                       (comma-separated, or N for 127.0.0.1 .. 127.0.0.N)
   --connect-batch N   connects in flight at once (256; tutorial 4)
-  --timeout SECS      hard limit for the whole run (300)
+  --timeout SECS      hard limit for the whole run (300, plus --duration)
   --drain-timeout S   stop waiting after this long without a delivery (5)
-  --seed N            seed for the soak's random churn (1)
-  --json              print one JSON object instead of the table
+  --json              print every figure as one JSON object
+  --csv               print every figure as CSV: a header line, a value line
   --quiet             no progress line
   -h, --help          this text
 
-Exit status: 0 when the run had no errors (no loss, no reordering, no
-disconnects), 1 when it had some, 2 on bad flags or a fatal I/O error.
+OUTPUT: a summary table (deliveries/s, MB/s, latency percentiles, loss) on
+stdout; a progress line on stderr when it is a terminal. Ctrl-C stops the
+run and prints the partial summary; a second Ctrl-C exits at once.
+
+EXIT STATUS: 0 the run had no errors (no loss, no reordering, no
+disconnects); 1 it had some, or the server was down or went away; 2 bad
+flags or a local I/O error; 130 interrupted by Ctrl-C.
 ";
 
-struct Args {
-    plan: Plan,
-    opts: Options,
-    json: bool,
+/// The largest `--size`: far below the driver's 64 KiB line limit, leaving
+/// room for the name the server puts in front.
+const MAX_SIZE: usize = 60_000;
+
+/// What the command line asks for.
+#[derive(Debug)]
+enum Command {
+    Help,
+    Run(Box<Cmd>),
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut p = pico_args::Arguments::from_env();
-    if p.contains(["-h", "--help"]) {
-        print!("{HELP}");
-        std::process::exit(0);
-    }
-    let e = |e: pico_args::Error| e.to_string();
-    let target = match p.opt_value_from_str::<_, String>("--target").map_err(e)? {
-        Some(t) => {
-            Target::parse(&t).ok_or(format!("unknown target {t:?} (chatroom, redis, tutorial)"))?
-        }
-        None => Target::Chatroom,
-    };
-    let port: Option<u16> = p.opt_value_from_str("--port").map_err(e)?;
-    let addr: SocketAddr = match p.opt_value_from_str("--addr").map_err(e)? {
-        Some(a) => a,
-        None => SocketAddr::new(
-            IpAddr::V4(Ipv4Addr::LOCALHOST),
-            port.unwrap_or(target.default_port()),
-        ),
-    };
-    let clients: Option<usize> = p.opt_value_from_str("--clients").map_err(e)?;
-    let senders: Option<usize> = p.opt_value_from_str("--senders").map_err(e)?;
-    let messages: u32 = p
-        .opt_value_from_str("--messages")
-        .map_err(e)?
-        .unwrap_or(2000);
-    let window: u32 = p.opt_value_from_str("--window").map_err(e)?.unwrap_or(32);
-    let size: usize = p.opt_value_from_str("--size").map_err(e)?.unwrap_or(64);
-    let rate: Option<f64> = p.opt_value_from_str("--rate").map_err(e)?;
-    let duration: Option<f64> = p.opt_value_from_str("--duration").map_err(e)?;
-    let churn: f64 = p.opt_value_from_str("--churn").map_err(e)?.unwrap_or(20.0);
-    let churners: Option<usize> = p.opt_value_from_str("--churners").map_err(e)?;
-    let sample_every: f64 = p
-        .opt_value_from_str("--sample-every")
-        .map_err(e)?
-        .unwrap_or(5.0);
-    let server_pid: Option<u32> = p.opt_value_from_str("--server-pid").map_err(e)?;
-    let src_ips = match p.opt_value_from_str::<_, String>("--src-ips").map_err(e)? {
-        Some(s) => parse_src_ips(&s)?,
-        None => Vec::new(),
-    };
-    let connect_batch: Option<usize> = p.opt_value_from_str("--connect-batch").map_err(e)?;
-    let timeout: f64 = p
-        .opt_value_from_str("--timeout")
-        .map_err(e)?
-        .unwrap_or(300.0);
-    let drain_timeout: f64 = p
-        .opt_value_from_str("--drain-timeout")
-        .map_err(e)?
-        .unwrap_or(5.0);
-    let seed: u64 = p.opt_value_from_str("--seed").map_err(e)?.unwrap_or(1);
-    let json = p.contains("--json");
-    let quiet = p.contains("--quiet");
-    let scenario_word: String = p
-        .free_from_str()
-        .map_err(|_| "missing scenario (try --help)".to_string())?;
-    let scenario =
-        Scenario::parse(&scenario_word).ok_or(format!("unknown scenario {scenario_word:?}"))?;
-    let rest = p.finish();
-    if !rest.is_empty() {
-        return Err(format!("unexpected arguments: {rest:?}"));
-    }
+/// A run, fully specified.
+#[derive(Debug)]
+struct Cmd {
+    plan: Plan,
+    opts: Options,
+    output: Output,
+}
 
-    let clients = clients.unwrap_or(match scenario {
-        Scenario::Fanout | Scenario::Latency => 100,
-        Scenario::Connections => 10_000,
-        Scenario::Soak => 200,
-    });
-    let senders = senders.unwrap_or(if scenario == Scenario::Soak { 5 } else { 10 });
-    let min_size = payload::HEADER_BYTES + 1;
-    if size < min_size {
-        return Err(format!("--size must be at least {min_size} bytes"));
+/// How the report is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Output {
+    Summary,
+    Json,
+    Csv,
+}
+
+/// Parses the arguments (without the program name).
+fn parse(argv: Vec<OsString>) -> Result<Command, CliError> {
+    let wants_help = argv
+        .iter()
+        .take_while(|a| *a != "--")
+        .any(|a| a == "-h" || a == "--help");
+    if wants_help {
+        return Ok(Command::Help);
     }
-    if clients == 0 || (senders == 0 && scenario != Scenario::Connections) {
-        return Err("need at least one client and one sender".into());
+    let mut argv = argv.into_iter();
+    let scenario = match argv.next() {
+        None => return Err(CliError(format!("missing scenario: {}", scenario_names()))),
+        Some(w) => match w.to_str() {
+            Some(w) if w.starts_with('-') => {
+                return Err(CliError(format!(
+                    "the scenario comes first ({}), before {w}",
+                    scenario_names()
+                )))
+            }
+            Some(w) => Scenario::parse(w).ok_or_else(|| {
+                CliError(format!(
+                    "unknown scenario {w:?} (one of {})",
+                    scenario_names()
+                ))
+            })?,
+            None => return Err(CliError("the scenario is not UTF-8".into())),
+        },
+    };
+    let mut a = Args::from_vec(argv.collect())?;
+    let sc = scenario;
+    use Scenario::*;
+
+    let target = a.value("--target", target)?.unwrap_or(Target::Chatroom);
+    let json = a.switch("--json");
+    let csv = a.switch("--csv");
+    let quiet = a.switch("--quiet");
+    let port = a.value("--port", cli::number(1..=u16::MAX))?;
+    let endpoints = a.value("--addr", endpoints(target.default_port()))?;
+    let clients = a.value("--clients", cli::number(1..=1_000_000))?;
+    let senders = only(
+        &mut a,
+        sc,
+        "--senders",
+        &[Fanout, Latency, Soak],
+        cli::number(1..=payload::PROBE_SENDER as usize - 1),
+    )?;
+    let messages = only(
+        &mut a,
+        sc,
+        "--messages",
+        &[Fanout],
+        cli::number(1..=1_000_000_000),
+    )?;
+    let window = only(
+        &mut a,
+        sc,
+        "--window",
+        &[Fanout],
+        cli::number(1..=1_000_000),
+    )?;
+    let size = a.value("--size", cli::number(payload::HEADER_BYTES + 1..=MAX_SIZE))?;
+    let rate = only(&mut a, sc, "--rate", &[Latency, Soak], decimal(0.001, 1e9))?;
+    let duration = only(
+        &mut a,
+        sc,
+        "--duration",
+        &[Latency, Soak],
+        decimal(0.001, 864_000.0),
+    )?;
+    let churn = only(&mut a, sc, "--churn", &[Soak], decimal(0.0, 1e6))?;
+    let churners = only(
+        &mut a,
+        sc,
+        "--churners",
+        &[Soak],
+        cli::number(0..=1_000_000),
+    )?;
+    let sample_every = only(&mut a, sc, "--sample-every", &[Soak], decimal(0.1, 3600.0))?;
+    let seed = only(&mut a, sc, "--seed", &[Soak], cli::number(0..=u64::MAX))?;
+    let server_pid = a.value("--server-pid", server_pid)?;
+    let src_ips = a.value("--src-ips", parse_src_ips)?.unwrap_or_default();
+    let connect_batch = a.value("--connect-batch", cli::number(1..=1_000_000))?;
+    let timeout = a.value("--timeout", decimal(0.001, 1e7))?;
+    let drain_timeout = a.value("--drain-timeout", decimal(0.001, 3600.0))?;
+    a.finish()?;
+
+    // Combinations that cannot work.
+    if json && csv {
+        return Err(CliError("--csv: cannot be combined with --json".into()));
     }
-    if senders > payload::PROBE_SENDER as usize {
-        return Err("too many senders".into());
-    }
-    if target == Target::Tutorial && matches!(scenario, Scenario::Connections | Scenario::Soak) {
+    if target == Target::Tutorial && matches!(sc, Connections | Soak) {
         // Every client is a Python thread, and a closed client makes its
         // thread spin forever: thousands of connections or churn would only
         // measure that.
-        return Err("the tutorial server supports only fanout and latency runs".into());
+        return Err(CliError(format!(
+            "--target: the tutorial server supports only fanout and latency runs, not {}",
+            sc.name()
+        )));
     }
-    let churners = churners
-        .unwrap_or(clients / 4)
-        .min(clients.saturating_sub(senders));
+    let endpoints = match (endpoints, port) {
+        (Some(_), Some(_)) => {
+            return Err(CliError(
+                "--port: cannot be combined with --addr (give HOST:PORT to --addr)".into(),
+            ))
+        }
+        (Some(e), None) => e,
+        (None, port) => vec![Endpoint {
+            addr: SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                port.unwrap_or(target.default_port()),
+            ),
+            host: Ipv4Addr::LOCALHOST.to_string(),
+        }],
+    };
+    if let Some(ip) = src_ips.first() {
+        if let Some(ep) = endpoints.iter().find(|e| e.addr.is_ipv4() != ip.is_ipv4()) {
+            return Err(CliError(format!(
+                "--src-ips: {ip} cannot reach {} (one is IPv4, the other IPv6)",
+                ep.addr
+            )));
+        }
+    }
+
+    let clients = clients.unwrap_or(match sc {
+        Fanout | Latency => 100,
+        Connections => 10_000,
+        Soak => 200,
+    });
+    let senders = match (sc, senders) {
+        (Connections, _) => 1,
+        (_, Some(s)) if s > clients => {
+            return Err(CliError(format!(
+                "--senders: {s} senders need at least {s} clients (--clients is {clients})"
+            )))
+        }
+        (_, Some(s)) => s,
+        (Soak, None) => clients.min(5),
+        (_, None) => clients.min(10),
+    };
+    let churners = match (sc, churners) {
+        (Soak, Some(k)) if k + senders > clients => {
+            return Err(CliError(format!(
+                "--churners: {k} churners and {senders} senders (who never leave) need at \
+                 least {} clients (--clients is {clients})",
+                k + senders
+            )))
+        }
+        (Soak, Some(k)) => k,
+        (Soak, None) => (clients / 4).min(clients - senders),
+        _ => 0,
+    };
+    if churn.is_some_and(|c| c > 0.0) && churners == 0 {
+        return Err(CliError(
+            "--churn: no client may leave (--churners is 0, or every client sends)".into(),
+        ));
+    }
+    let duration = match sc {
+        Latency | Soak => duration.unwrap_or(if sc == Soak { 60.0 } else { 10.0 }),
+        _ => 0.0,
+    };
+    let timeout = match timeout {
+        Some(t) if t <= duration => {
+            return Err(CliError(format!(
+                "--timeout: {t} s would end the run before its {duration} s of traffic"
+            )))
+        }
+        Some(t) => t,
+        None => 300.0 + duration,
+    };
+
     let plan = Plan {
-        scenario,
+        scenario: sc,
         clients,
         senders,
-        messages,
-        window: window.max(1),
-        rate: rate.unwrap_or(if scenario == Scenario::Soak {
-            500.0
-        } else {
-            20_000.0
-        }),
-        duration: Duration::from_secs_f64(duration.unwrap_or(if scenario == Scenario::Soak {
-            60.0
-        } else {
-            10.0
-        })),
-        churn,
-        churners: if scenario == Scenario::Soak {
-            churners
-        } else {
-            0
-        },
-        sample_every: Duration::from_secs_f64(sample_every.max(0.1)),
-        seed,
+        messages: messages.unwrap_or(2000),
+        window: window.unwrap_or(32),
+        rate: rate.unwrap_or(if sc == Soak { 500.0 } else { 20_000.0 }),
+        duration: Duration::from_secs_f64(duration),
+        churn: churn.unwrap_or(20.0),
+        churners,
+        sample_every: Duration::from_secs_f64(sample_every.unwrap_or(5.0)),
+        seed: seed.unwrap_or(1),
         timeout: Duration::from_secs_f64(timeout),
-        drain_timeout: Duration::from_secs_f64(drain_timeout),
+        drain_timeout: Duration::from_secs_f64(drain_timeout.unwrap_or(5.0)),
         server_pid,
         progress: !quiet,
+        interrupt: Arc::new(AtomicBool::new(false)),
     };
     let opts = Options {
         target,
-        addr,
+        endpoints,
         src_ips,
-        line_bytes: size,
-        connect_batch: connect_batch
-            .unwrap_or(if target == Target::Tutorial { 4 } else { 256 })
-            .max(1),
+        line_bytes: size.unwrap_or(64),
+        connect_batch: connect_batch.unwrap_or(if target == Target::Tutorial { 4 } else { 256 }),
         // Unique per run so two runs against one server never collide on names.
         name_prefix: format!("lt{:04x}-", std::process::id() & 0xffff),
     };
-    Ok(Args { plan, opts, json })
+    let output = if json {
+        Output::Json
+    } else if csv {
+        Output::Csv
+    } else {
+        Output::Summary
+    };
+    Ok(Command::Run(Box::new(Cmd { plan, opts, output })))
+}
+
+fn scenario_names() -> String {
+    let names: Vec<&str> = Scenario::ALL.iter().map(|s| s.name()).collect();
+    names.join(", ")
+}
+
+/// Reads a flag that only `scenarios` use: giving it to another is an error,
+/// since it would silently do nothing.
+fn only<T>(
+    a: &mut Args,
+    sc: Scenario,
+    flag: &'static str,
+    scenarios: &[Scenario],
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<Option<T>, CliError> {
+    let v = a.value(flag, parse)?;
+    if v.is_some() && !scenarios.contains(&sc) {
+        let names: Vec<&str> = scenarios.iter().map(|s| s.name()).collect();
+        return Err(CliError(format!(
+            "{flag}: not used by {} (only by {})",
+            sc.name(),
+            names.join(", ")
+        )));
+    }
+    Ok(v)
+}
+
+/// `--target`.
+fn target(s: &str) -> Result<Target, String> {
+    Target::parse(s).ok_or_else(|| format!("must be chatroom, redis or tutorial (got {s:?})"))
+}
+
+/// A number from `min` to `max`, fractions allowed (`0.5`).
+fn decimal(min: f64, max: f64) -> impl Fn(&str) -> Result<f64, String> {
+    move |s| match s.trim().parse::<f64>() {
+        Ok(x) if x.is_finite() && (min..=max).contains(&x) => Ok(x),
+        _ => Err(format!("must be a number from {min} to {max} (got {s:?})")),
+    }
+}
+
+/// `--server-pid`: a process that exists now.
+fn server_pid(s: &str) -> Result<u32, String> {
+    let pid = cli::number(1..=u32::MAX)(s)?;
+    if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        Ok(pid)
+    } else {
+        Err(format!("no process {pid}"))
+    }
+}
+
+/// `HOST[:PORT]`, or several comma-separated, each resolved; `default_port`
+/// where none is given.
+fn endpoints(default_port: u16) -> impl Fn(&str) -> Result<Vec<Endpoint>, String> {
+    move |s| {
+        s.split(',')
+            .map(|item| {
+                let item = item.trim();
+                if item.is_empty() {
+                    return Err(format!("empty address in {s:?}"));
+                }
+                Ok(Endpoint {
+                    addr: cli::address(default_port)(item)?,
+                    host: host_of(item).to_string(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// The host part of `HOST[:PORT]`, `[v6]:PORT` or a bare IPv6 address.
+fn host_of(s: &str) -> &str {
+    if let Some(rest) = s.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match s.rsplit_once(':') {
+        Some((host, _)) if !host.contains(':') => host,
+        _ => s,
+    }
 }
 
 /// `127.0.0.1,127.0.0.2` or a count `N` meaning 127.0.0.1 .. 127.0.0.N.
 fn parse_src_ips(s: &str) -> Result<Vec<IpAddr>, String> {
     if let Ok(n) = s.parse::<u8>() {
+        if n == 0 {
+            return Err("must name at least one address (got 0)".into());
+        }
         return Ok((1..=n)
             .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i)))
             .collect());
@@ -222,40 +416,262 @@ fn parse_src_ips(s: &str) -> Result<Vec<IpAddr>, String> {
         .map(|ip| {
             ip.trim()
                 .parse()
-                .map_err(|_| format!("bad address in --src-ips: {ip:?}"))
+                .map_err(|_| format!("not an IP address: {:?}", ip.trim()))
         })
         .collect()
 }
 
+/// Ctrl-C sets `flag` (the run stops and reports); once it is set, a second
+/// Ctrl-C exits at once with status 130.
+fn on_ctrl_c(flag: &Arc<AtomicBool>) -> std::io::Result<()> {
+    use signal_hook::consts::SIGINT;
+    // The exit must be registered first: it checks the flag before the
+    // second handler sets it.
+    signal_hook::flag::register_conditional_shutdown(SIGINT, 130, Arc::clone(flag))?;
+    signal_hook::flag::register(SIGINT, Arc::clone(flag))?;
+    Ok(())
+}
+
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("loadtest: {e}");
-            return ExitCode::from(2);
+    let cmd = match parse(std::env::args_os().skip(1).collect()) {
+        Ok(Command::Help) => {
+            print!("{HELP}");
+            return ExitCode::SUCCESS;
         }
+        Ok(Command::Run(cmd)) => cmd,
+        Err(e) => return cli::fail("loadtest", &e),
     };
-    let report = match scenario::run(&args.plan, args.opts) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("loadtest: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    if args.json {
-        println!("{}", report.to_json());
-    } else {
-        print!("{}", report.to_table());
+    if let Err(e) = on_ctrl_c(&cmd.plan.interrupt) {
+        eprintln!("loadtest: cannot catch Ctrl-C: {}", driver::describe(&e));
+        return ExitCode::from(2);
     }
-    match report.get("errors") {
-        Some(report::Value::U(0)) => ExitCode::SUCCESS,
-        _ => ExitCode::from(1),
+    let outcome = match scenario::run(&cmd.plan, cmd.opts) {
+        Ok(o) => o,
+        Err(Fatal::Down(why)) => {
+            eprintln!("loadtest: {why}");
+            return ExitCode::from(1);
+        }
+        Err(Fatal::Io(e)) => {
+            eprintln!("loadtest: {}", driver::describe(&e));
+            return ExitCode::from(2);
+        }
+    };
+    let report = &outcome.report;
+    match cmd.output {
+        Output::Json => println!("{}", report.to_json()),
+        Output::Csv => print!("{}", report.to_csv()),
+        Output::Summary => print!("{}", report.to_summary()),
+    }
+    let run_s = match report.get("run_s") {
+        Some(report::Value::F(s, _)) => *s,
+        _ => 0.0,
+    };
+    match outcome.stop {
+        Stop::ServerGone(why) => {
+            eprintln!("loadtest: {why}; stopped after {run_s:.1} s");
+            ExitCode::from(1)
+        }
+        Stop::Interrupted => {
+            eprintln!("loadtest: interrupted after {run_s:.1} s; the summary is partial");
+            ExitCode::from(130)
+        }
+        Stop::TimedOut => {
+            eprintln!("loadtest: timed out after {run_s:.1} s (--timeout)");
+            ExitCode::from(1)
+        }
+        Stop::Complete => match report.get("errors") {
+            Some(report::Value::U(0)) => ExitCode::SUCCESS,
+            _ => ExitCode::from(1),
+        },
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn run_cmd(args: &str) -> Result<Cmd, String> {
+        let argv = args.split_whitespace().map(OsString::from).collect();
+        match parse(argv) {
+            Ok(Command::Run(c)) => Ok(*c),
+            Ok(Command::Help) => Err("help".into()),
+            Err(e) => Err(e.0),
+        }
+    }
+
+    #[test]
+    fn parse_errors_name_the_flag() {
+        // (arguments, the whole error message)
+        let cases: &[(&str, &str)] = &[
+            ("", "missing scenario: fanout, latency, connections, soak"),
+            (
+                "--clients 5 fanout",
+                "the scenario comes first (fanout, latency, connections, soak), before --clients",
+            ),
+            (
+                "fan",
+                "unknown scenario \"fan\" (one of fanout, latency, connections, soak)",
+            ),
+            (
+                "fanout --clients x",
+                "--clients: must be a whole number 1-1000000 (got \"x\")",
+            ),
+            (
+                "fanout --clients=0",
+                "--clients: must be a whole number 1-1000000 (got \"0\")",
+            ),
+            ("fanout --clients", "--clients: needs a value"),
+            (
+                "fanout --clients 5 --clients=6",
+                "--clients: given more than once",
+            ),
+            ("fanout --json --json", "--json: given more than once"),
+            ("fanout --frob 1", "--frob: unknown flag"),
+            ("fanout extra", "unexpected argument \"extra\""),
+            (
+                "fanout --size 10",
+                "--size: must be a whole number 36-60000 (got \"10\")",
+            ),
+            (
+                "latency --rate fast",
+                "--rate: must be a number from 0.001 to 1000000000 (got \"fast\")",
+            ),
+            (
+                "fanout --target nginx",
+                "--target: must be chatroom, redis or tutorial (got \"nginx\")",
+            ),
+            (
+                "fanout --src-ips 127.0.0.x",
+                "--src-ips: not an IP address: \"127.0.0.x\"",
+            ),
+            ("fanout --addr ,", "--addr: empty address in \",\""),
+            (
+                "fanout --addr 127.0.0.1:99999",
+                "--addr: must be a whole number 0-65535 (got \"99999\")",
+            ),
+            (
+                "fanout --server-pid 0",
+                "--server-pid: must be a whole number 1-4294967295 (got \"0\")",
+            ),
+        ];
+        for (args, want) in cases {
+            assert_eq!(run_cmd(args).err().as_deref(), Some(*want), "{args}");
+        }
+    }
+
+    #[test]
+    fn combinations_that_cannot_work_are_errors() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "fanout --senders 20 --clients 10",
+                "--senders: 20 senders need at least 20 clients (--clients is 10)",
+            ),
+            (
+                "soak --clients 10 --senders 5 --churners 6",
+                "--churners: 6 churners and 5 senders (who never leave) need at least 11 \
+                 clients (--clients is 10)",
+            ),
+            (
+                "soak --clients 5 --senders 5 --churn 3",
+                "--churn: no client may leave (--churners is 0, or every client sends)",
+            ),
+            (
+                "fanout --json --csv",
+                "--csv: cannot be combined with --json",
+            ),
+            (
+                "fanout --port 5551 --addr 127.0.0.1",
+                "--port: cannot be combined with --addr (give HOST:PORT to --addr)",
+            ),
+            (
+                "latency --messages 5",
+                "--messages: not used by latency (only by fanout)",
+            ),
+            (
+                "connections --senders 2",
+                "--senders: not used by connections (only by fanout, latency, soak)",
+            ),
+            (
+                "fanout --duration 5",
+                "--duration: not used by fanout (only by latency, soak)",
+            ),
+            (
+                "soak --target tutorial",
+                "--target: the tutorial server supports only fanout and latency runs, not soak",
+            ),
+            (
+                "latency --duration 20 --timeout 10",
+                "--timeout: 10 s would end the run before its 20 s of traffic",
+            ),
+            (
+                "fanout --addr [::1]:5550 --src-ips 2",
+                "--src-ips: 127.0.0.1 cannot reach [::1]:5550 (one is IPv4, the other IPv6)",
+            ),
+        ];
+        for (args, want) in cases {
+            assert_eq!(run_cmd(args).err().as_deref(), Some(*want), "{args}");
+        }
+    }
+
+    #[test]
+    fn defaults_and_both_value_forms() {
+        let c = run_cmd("fanout").unwrap();
+        assert_eq!(
+            (c.plan.clients, c.plan.senders, c.plan.churners),
+            (100, 10, 0)
+        );
+        assert_eq!(c.opts.endpoints[0].addr, "127.0.0.1:5550".parse().unwrap());
+        assert_eq!(c.output, Output::Summary);
+        let c = run_cmd("fanout --clients=4 --window 3 --csv").unwrap();
+        // a default adapts to the clients there are; a given value never does
+        assert_eq!((c.plan.clients, c.plan.senders, c.plan.window), (4, 4, 3));
+        assert_eq!(c.output, Output::Csv);
+        let c = run_cmd("soak --clients 40 --duration=0.5").unwrap();
+        assert_eq!((c.plan.senders, c.plan.churners), (5, 10));
+        assert_eq!(c.plan.duration, Duration::from_millis(500));
+        assert_eq!(c.plan.timeout, Duration::from_secs_f64(300.5));
+        let c = run_cmd("connections --target redis --port 7000").unwrap();
+        assert_eq!(c.plan.senders, 1);
+        assert_eq!(c.opts.endpoints[0].addr, "127.0.0.1:7000".parse().unwrap());
+        assert!(matches!(run_cmd("fanout --clients x --help"), Err(h) if h == "help"));
+    }
+
+    #[test]
+    fn addresses_and_host_names() {
+        // Names resolve to a loopback address (IPv4 or IPv6, as the system
+        // says), shown here as `loopback`.
+        let one = |args: &str| {
+            let c = run_cmd(args).unwrap();
+            let e = &c.opts.endpoints;
+            e.iter()
+                .map(|e| match e.host.parse::<IpAddr>() {
+                    Ok(_) => format!("{} {}", e.host, e.addr),
+                    Err(_) if e.addr.ip().is_loopback() => {
+                        format!("{} loopback:{}", e.host, e.addr.port())
+                    }
+                    Err(_) => format!("{} {}", e.host, e.addr),
+                })
+                .collect::<Vec<_>>()
+                .join(" | ")
+        };
+        let cases: &[(&str, &str)] = &[
+            ("fanout --addr localhost", "localhost loopback:5550"),
+            ("fanout --addr=localhost:7", "localhost loopback:7"),
+            (
+                "fanout --addr localhost --target redis",
+                "localhost loopback:6379",
+            ),
+            ("fanout --addr [::1]:80", "::1 [::1]:80"),
+            ("fanout --addr ::1", "::1 [::1]:5550"),
+            (
+                "fanout --addr 127.0.0.1:1,localhost:2",
+                "127.0.0.1 127.0.0.1:1 | localhost loopback:2",
+            ),
+        ];
+        for (args, want) in cases {
+            assert_eq!(one(args), *want, "{args}");
+        }
+    }
 
     #[test]
     fn src_ips() {
@@ -264,6 +680,7 @@ mod tests {
             ("2", Ok(vec![ip(1), ip(2)])),
             ("127.0.0.5, 127.0.0.9", Ok(vec![ip(5), ip(9)])),
             ("127.0.0.x", Err(())),
+            ("0", Err(())),
         ];
         for (input, want) in cases {
             assert_eq!(parse_src_ips(input).map_err(|_| ()), *want, "{input}");

@@ -1,15 +1,23 @@
 //! The four workloads (fanout, latency, connections, soak): each opens its
-//! clients, drives the [`Driver`] turn by turn until its work is done or its
-//! time is up, watches the server through `/proc`, and returns a [`Report`].
-//! Every loop here is bounded by a deadline; nothing here touches a socket
-//! directly or prints anything but the progress line.
+//! clients, drives the [`Driver`] turn by turn until its work is done, its
+//! time is up, the server goes away or the user presses Ctrl-C, watches the
+//! server through `/proc`, and returns a [`Report`]. Every loop here is
+//! bounded by a deadline; nothing here touches a socket directly or prints
+//! anything but the progress line.
 
+use std::fmt::Write as _;
 use std::io::{self, IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::driver::{Driver, Options, SendMode};
+use crate::driver::{Driver, Health, Options, SendMode};
 use crate::procstat::{self, Sample};
-use crate::report::{Report, Value};
+use crate::report::{thousands, Report, Value};
+
+/// After Ctrl-C, how long messages already sent may take to arrive before
+/// the partial summary is printed (a second Ctrl-C exits at once).
+const INTERRUPT_DRAIN: Duration = Duration::from_secs(1);
 
 /// Which workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,15 +33,17 @@ pub enum Scenario {
 }
 
 impl Scenario {
+    /// Every scenario, in the order `--help` lists them.
+    pub const ALL: [Scenario; 4] = [
+        Scenario::Fanout,
+        Scenario::Latency,
+        Scenario::Connections,
+        Scenario::Soak,
+    ];
+
     /// Parses the scenario word.
     pub fn parse(s: &str) -> Option<Scenario> {
-        match s {
-            "fanout" => Some(Scenario::Fanout),
-            "latency" => Some(Scenario::Latency),
-            "connections" => Some(Scenario::Connections),
-            "soak" => Some(Scenario::Soak),
-            _ => None,
-        }
+        Scenario::ALL.into_iter().find(|sc| sc.name() == s)
     }
 
     /// Its name in reports.
@@ -54,7 +64,7 @@ pub struct Plan {
     pub scenario: Scenario,
     /// Clients in the room.
     pub clients: usize,
-    /// How many of them send.
+    /// How many of them send (1 for connections: the one broadcast).
     pub senders: usize,
     /// Messages per sender (fanout).
     pub messages: u32,
@@ -66,7 +76,8 @@ pub struct Plan {
     pub duration: Duration,
     /// Clients leaving (and rejoining) per second (soak).
     pub churn: f64,
-    /// Clients that may leave; the rest stay for the whole run (soak).
+    /// Clients that may leave; the rest stay for the whole run (soak; 0
+    /// otherwise).
     pub churners: usize,
     /// Seconds between memory samples (soak).
     pub sample_every: Duration,
@@ -80,47 +91,129 @@ pub struct Plan {
     pub server_pid: Option<u32>,
     /// Show a live progress line on stderr.
     pub progress: bool,
+    /// Set by Ctrl-C: stop sending, drain briefly, report what happened.
+    pub interrupt: Arc<AtomicBool>,
 }
 
-/// Runs `plan` against the server in `opts` and reports.
-pub fn run(plan: &Plan, opts: Options) -> io::Result<Report> {
-    let senders = match plan.scenario {
-        Scenario::Connections => 1,
-        _ => plan.senders.min(plan.clients),
-    };
-    let stayers = plan.clients - plan.churners.min(plan.clients);
+/// Why a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    /// It did all it set out to do (or gave up draining after its drain
+    /// timeout: the losses are in the report).
+    Complete,
+    /// Ctrl-C.
+    Interrupted,
+    /// A server closed every connection: the message says which.
+    ServerGone(String),
+    /// `--timeout` passed.
+    TimedOut,
+}
+
+impl Stop {
+    /// Its name in reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Stop::Complete => "complete",
+            Stop::Interrupted => "interrupted",
+            Stop::ServerGone(_) => "server gone",
+            Stop::TimedOut => "timed out",
+        }
+    }
+}
+
+/// Why there is no report at all.
+#[derive(Debug)]
+pub enum Fatal {
+    /// A server is not there: nothing could be measured.
+    Down(String),
+    /// A local I/O error (the poller, or a setup call).
+    Io(io::Error),
+}
+
+impl From<io::Error> for Fatal {
+    fn from(e: io::Error) -> Fatal {
+        Fatal::Io(e)
+    }
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Everything measured, complete or partial.
+    pub report: Report,
+    /// Why it ended.
+    pub stop: Stop,
+}
+
+/// Runs `plan` against the servers in `opts` and reports.
+pub fn run(plan: &Plan, opts: Options) -> Result<Outcome, Fatal> {
+    let stayers = plan.clients - plan.churners;
     // Senders are spread over the clients that stay.
-    let sender_clients: Vec<usize> = (0..senders)
-        .map(|i| i * stayers.max(1) / senders.max(1))
+    let sender_clients: Vec<usize> = (0..plan.senders)
+        .map(|i| i * stayers / plan.senders)
         .collect();
+    let addrs: Vec<String> = opts.endpoints.iter().map(|e| e.addr.to_string()).collect();
+    let transport = opts.transport_name();
+    let line_bytes = opts.line_bytes;
     let mut d = Driver::new(opts, plan.clients, &sender_clients)?;
+    let now = Instant::now();
     let mut run = Run {
         plan,
-        started: Instant::now(),
-        deadline: Instant::now() + plan.timeout,
+        started: now,
+        deadline: now + plan.timeout,
+        phase: Phase::Connect,
+        phase_started: now,
         progress: Progress::new(plan.progress),
         watch: Watch::new(plan.server_pid),
         report: Report::default(),
-        timed_out: false,
+        stop: None,
+        drain_until: None,
     };
     run.report
         .put("scenario", Value::S(plan.scenario.name().into()))
         .put("target", Value::S(d.target().name().into()))
+        .put("addr", Value::S(addrs.join(",")))
+        .put("transport", Value::S(transport.into()))
         .put("clients", Value::U(plan.clients as u64))
-        .put("senders", Value::U(senders as u64));
+        .put("senders", Value::U(plan.senders as u64))
+        .put("line_bytes", Value::U(line_bytes as u64));
     run.watch.begin();
-    let ready = run.connect_all(&mut d)?;
-    match plan.scenario {
-        _ if !ready => {}
-        Scenario::Fanout => run.fanout(&mut d)?,
-        Scenario::Latency => run.latency(&mut d)?,
-        Scenario::Connections => run.connections(&mut d)?,
-        Scenario::Soak => run.soak(&mut d, stayers)?,
-    }
+    let result = run.all(&mut d, stayers);
     run.progress.clear();
-    run.finish(&d);
+    result?;
+    let stop = run.stop.take().unwrap_or(Stop::Complete);
+    run.finish(&d, &stop);
     d.close_all();
-    Ok(run.report)
+    Ok(Outcome {
+        report: run.report,
+        stop,
+    })
+}
+
+/// What the run is doing now, for the progress line's estimate of the time left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Opening and registering clients.
+    Connect,
+    /// Closed-loop sending.
+    Fanout,
+    /// Open-loop sending until this instant (latency, soak).
+    Until(Instant),
+    /// Waiting for the last deliveries.
+    Drain,
+    /// One broadcast to every client.
+    Broadcast,
+}
+
+impl Phase {
+    fn name(self, scenario: Scenario) -> &'static str {
+        match self {
+            Phase::Connect => "connect",
+            Phase::Fanout | Phase::Until(_) => scenario.name(),
+            Phase::Drain => "drain",
+            Phase::Broadcast => "broadcast",
+        }
+    }
 }
 
 /// One run in progress.
@@ -128,26 +221,125 @@ struct Run<'a> {
     plan: &'a Plan,
     started: Instant,
     deadline: Instant,
+    phase: Phase,
+    phase_started: Instant,
     progress: Progress,
     watch: Watch,
     report: Report,
-    timed_out: bool,
+    /// Set once the run must end early; never cleared.
+    stop: Option<Stop>,
+    /// After Ctrl-C: when to stop waiting for messages already sent.
+    drain_until: Option<Instant>,
 }
 
 impl Run<'_> {
+    /// Connects, then runs the scenario if every client got in.
+    fn all(&mut self, d: &mut Driver, stayers: usize) -> Result<(), Fatal> {
+        if !self.connect_all(d)? {
+            return Ok(());
+        }
+        match self.plan.scenario {
+            Scenario::Fanout => self.fanout(d),
+            Scenario::Latency => self.latency(d),
+            Scenario::Connections => self.connections(d),
+            Scenario::Soak => self.soak(d, stayers),
+        }
+    }
+
+    fn enter(&mut self, phase: Phase) {
+        self.phase = phase;
+        self.phase_started = Instant::now();
+    }
+
+    /// One driver turn, then what every phase checks after one: the
+    /// progress line, the servers' health, Ctrl-C and the deadline. A
+    /// server that is down is fatal; the others set `stop`.
+    fn turn(&mut self, d: &mut Driver, wait: Duration) -> Result<(), Fatal> {
+        d.turn(wait)?;
+        self.watch.tick();
+        match d.health() {
+            Health::Fine => {}
+            Health::Down(why) => return Err(Fatal::Down(why)),
+            Health::Gone(why) => {
+                self.stop.get_or_insert(Stop::ServerGone(why));
+            }
+        }
+        if self.stop.is_none() && self.plan.interrupt.load(Ordering::Relaxed) {
+            self.stop = Some(Stop::Interrupted);
+            self.drain_until = Some(Instant::now() + INTERRUPT_DRAIN);
+            d.mode = SendMode::Off;
+        }
+        if self.stop.is_none() && Instant::now() >= self.deadline {
+            self.stop = Some(Stop::TimedOut);
+        }
+        self.show_progress(d);
+        Ok(())
+    }
+
+    /// True once the current phase must end early: at once, or for Ctrl-C
+    /// once the brief drain is over.
+    fn must_stop(&self) -> bool {
+        match self.stop {
+            None => false,
+            Some(Stop::Interrupted) => self.drain_until.is_none_or(|t| Instant::now() >= t),
+            Some(_) => true,
+        }
+    }
+
+    fn show_progress(&mut self, d: &Driver) {
+        if !self.progress.due() {
+            return;
+        }
+        let c = &d.st.c;
+        let status = Status {
+            phase: self.phase.name(self.plan.scenario),
+            elapsed: self.started.elapsed(),
+            left: self.time_left(d),
+            registered: d.st.registered as u64,
+            clients: d.st.clients.len() as u64,
+            sent: d.sent_total(),
+            delivered: d.st.tally.received_strict + d.st.tally.received_loose,
+            errors: c.connect_errors
+                + c.disconnects
+                + c.server_errors
+                + c.malformed
+                + d.st.tally.late,
+        };
+        self.progress.show(&status.line());
+    }
+
+    /// The current phase's time left: exact for timed traffic, otherwise
+    /// extrapolated from how far it has got; `None` when there is no telling.
+    fn time_left(&self, d: &Driver) -> Option<Duration> {
+        let n = self.plan.clients as u64;
+        let (done, total) = match self.phase {
+            Phase::Until(end) => return Some(end.saturating_duration_since(Instant::now())),
+            Phase::Drain => return None,
+            Phase::Connect => (d.st.registered as u64, n),
+            Phase::Broadcast => (d.st.tally.received_strict, n),
+            Phase::Fanout => (
+                d.st.tally.received_strict,
+                self.plan.senders as u64 * u64::from(self.plan.messages) * n,
+            ),
+        };
+        estimate_left(self.phase_started.elapsed(), done, total)
+    }
+
     /// Opens every client and waits for all to be registered; false (and
-    /// an `error` in the report) if they were not, in time.
-    fn connect_all(&mut self, d: &mut Driver) -> io::Result<bool> {
+    /// an `error` in the report) if they were not.
+    fn connect_all(&mut self, d: &mut Driver) -> Result<bool, Fatal> {
         let n = self.plan.clients;
         for i in 0..n {
             d.queue_connect(i);
         }
+        self.enter(Phase::Connect);
         let t0 = Instant::now();
         let mut last_probe = Instant::now();
-        while !d.all_ready() && Instant::now() < self.deadline {
-            d.turn(Duration::from_millis(20))?;
-            self.watch.tick();
-            self.progress.show(d, "connect");
+        while !d.all_ready() {
+            self.turn(d, Duration::from_millis(10))?;
+            if self.stop.is_some() {
+                break;
+            }
             let everyone_in = d.st.registered == n;
             if everyone_in
                 && !d.target().confirms_registration()
@@ -161,13 +353,12 @@ impl Run<'_> {
             }
         }
         let took = t0.elapsed().as_secs_f64();
-        let ready = d.all_ready();
+        let ready = d.all_ready() && self.stop.is_none();
         self.report.put("connect_s", Value::F(took, 3)).put(
             "connect_per_s",
             Value::F(d.st.registered as f64 / took.max(1e-9), 0),
         );
-        if !ready {
-            self.timed_out = Instant::now() >= self.deadline;
+        if !d.all_ready() {
             self.report.put(
                 "error",
                 Value::S(format!(
@@ -180,25 +371,20 @@ impl Run<'_> {
     }
 
     /// Turns until `done` holds, nothing has been delivered for the drain
-    /// timeout after sending ended, or the run's deadline passes.
+    /// timeout after sending ended, or the run must stop.
     fn drive(
         &mut self,
         d: &mut Driver,
-        phase: &str,
+        phase: Phase,
         done: impl Fn(&Driver) -> bool,
-    ) -> io::Result<()> {
+    ) -> Result<(), Fatal> {
+        self.enter(phase);
         let mut idle_since: Option<(u64, Instant)> = None;
         loop {
-            d.turn(Duration::from_millis(10))?;
-            self.watch.tick();
-            self.progress.show(d, phase);
-            if done(d) {
+            if done(d) || self.must_stop() {
                 return Ok(());
             }
-            if Instant::now() >= self.deadline {
-                self.timed_out = true;
-                return Ok(());
-            }
+            self.turn(d, Duration::from_millis(10))?;
             if d.sending_done() {
                 let r = d.st.tally.received;
                 match idle_since {
@@ -213,7 +399,7 @@ impl Run<'_> {
         }
     }
 
-    fn fanout(&mut self, d: &mut Driver) -> io::Result<()> {
+    fn fanout(&mut self, d: &mut Driver) -> Result<(), Fatal> {
         let (n, w, m) = (
             self.plan.clients as u64,
             self.plan.window,
@@ -224,7 +410,7 @@ impl Run<'_> {
             window: w,
             limit: m,
         });
-        self.drive(d, "fanout", |d| {
+        self.drive(d, Phase::Fanout, |d| {
             d.sending_done() && d.st.tally.received_strict >= d.sent_total() * n
         })?;
         let expected = d.sent_total() * n;
@@ -232,43 +418,53 @@ impl Run<'_> {
         Ok(())
     }
 
-    fn latency(&mut self, d: &mut Driver) -> io::Result<()> {
+    fn latency(&mut self, d: &mut Driver) -> Result<(), Fatal> {
         let n = self.plan.clients as u64;
         let traffic = self.start_schedule(d);
-        self.drive(d, "latency", |d| {
+        self.drive(d, Phase::Until(traffic.started + self.plan.duration), |d| {
             d.sending_done() && d.st.tally.received_strict >= d.sent_total() * n
         })?;
         let expected = d.sent_total() * n;
+        // Sending lasted --duration, or until Ctrl-C.
+        let sending_s = self
+            .plan
+            .duration
+            .min(traffic.started.elapsed())
+            .as_secs_f64();
         self.report
             .put("rate_offered", Value::F(self.plan.rate, 0))
             .put(
                 "rate_sent",
-                Value::F(d.sent_total() as f64 / self.plan.duration.as_secs_f64(), 0),
+                Value::F(d.sent_total() as f64 / sending_s.max(1e-9), 0),
             );
         self.traffic_end(d, traffic, expected);
         Ok(())
     }
 
-    fn connections(&mut self, d: &mut Driver) -> io::Result<()> {
+    fn connections(&mut self, d: &mut Driver) -> Result<(), Fatal> {
         let n = self.plan.clients as u64;
         // Let the server flush join notices and release per-client buffers
         // before memory is read: the figure is for idle connections.
+        self.enter(Phase::Drain);
         let settle = Instant::now() + Duration::from_secs(1);
-        while Instant::now() < settle {
-            d.turn(Duration::from_millis(20))?;
-            self.watch.tick();
+        while Instant::now() < settle && !self.must_stop() {
+            self.turn(d, Duration::from_millis(20))?;
+        }
+        if self.stop.is_some() {
+            return Ok(());
         }
         if let (Some(before), Some(now)) = (self.watch.first, self.watch.sample()) {
             let per_conn = (now.rss_kib as f64 - before.rss_kib as f64) * 1024.0 / n as f64;
             self.report
-                .put("server_rss_idle_kib", Value::U(now.rss_kib))
+                .put("server_rss_kib", Value::U(now.rss_kib))
                 .put("server_bytes_per_conn", Value::F(per_conn, 0));
         }
         let traffic = self.traffic_begin(d);
+        let sent_ns = d.st.now_ns();
         d.send_one(0);
-        self.drive(d, "broadcast", |d| d.st.tally.received_strict >= n)?;
+        self.drive(d, Phase::Broadcast, |d| d.st.tally.received_strict >= n)?;
         let p = d.st.tally.percentiles();
-        let last = d.st.c.last_delivery_ns.saturating_sub(traffic.start_ns);
+        let last = d.st.c.last_delivery_ns.saturating_sub(sent_ns);
         self.report.put(
             "broadcast",
             Value::Obj(vec![
@@ -277,28 +473,27 @@ impl Run<'_> {
                     Value::F(p_ms(min_of(&d.st.tally.latency)), 3),
                 ),
                 ("p50_ms".into(), Value::F(p_ms(p.p50), 3)),
-                ("last_ms".into(), Value::F(last as f64 / 1e6, 3)),
+                ("last_ms".into(), Value::F(p_ms(last), 3)),
             ]),
         );
         self.traffic_end(d, traffic, n);
         Ok(())
     }
 
-    fn soak(&mut self, d: &mut Driver, stayers: usize) -> io::Result<()> {
+    fn soak(&mut self, d: &mut Driver, stayers: usize) -> Result<(), Fatal> {
         let n = self.plan.clients;
         for c in stayers..n {
             d.st.tally.set_strict(c, false);
         }
         let traffic = self.start_schedule(d);
+        self.enter(Phase::Until(traffic.started + self.plan.duration));
         let mut rng = XorShift(self.plan.seed | 1);
         let churn_every = Duration::from_secs_f64(1.0 / self.plan.churn.max(1e-3));
         let mut next_churn = Instant::now() + churn_every;
         let mut next_sample = Instant::now();
         let (mut leaves, mut samples) = (0u64, Vec::new());
-        while !d.sending_done() && Instant::now() < self.deadline {
-            d.turn(Duration::from_millis(10))?;
-            self.watch.tick();
-            self.progress.show(d, "soak");
+        while !d.sending_done() && self.stop.is_none() {
+            self.turn(d, Duration::from_millis(10))?;
             let now = Instant::now();
             if now >= next_churn && stayers < n && self.plan.churn > 0.0 {
                 next_churn += churn_every;
@@ -318,22 +513,15 @@ impl Run<'_> {
             }
         }
         let stay = stayers as u64;
-        self.drive(d, "drain", |d| {
+        self.drive(d, Phase::Drain, |d| {
             d.st.tally.received_strict >= d.sent_total() * stay
         })?;
         let expected = d.sent_total() * stay;
         self.report
             .put("stayers", Value::U(stay))
+            .put("churners", Value::U((n - stayers) as u64))
             .put("leaves", Value::U(leaves))
-            .put(
-                "rejoins_registered",
-                Value::U(
-                    d.st.clients[stayers..]
-                        .iter()
-                        .filter(|c| c.gen > 0 && c.registered)
-                        .count() as u64,
-                ),
-            )
+            .put("rejoins", Value::U(d.st.rejoins))
             .put("rate_offered", Value::F(self.plan.rate, 0));
         if !samples.is_empty() {
             let verdict = memory_verdict(&samples, self.plan.duration.as_secs_f64() / 4.0);
@@ -380,6 +568,7 @@ impl Run<'_> {
     }
 
     /// Reports the traffic phase: counts, rates, latency, server and tool CPU.
+    /// `expected`: deliveries due to the clients present all along.
     fn traffic_end(&mut self, d: &Driver, t: Traffic, expected: u64) {
         let tally = &d.st.tally;
         let end_ns = d.st.c.last_delivery_ns.max(t.start_ns + 1);
@@ -388,31 +577,44 @@ impl Run<'_> {
         let lost = tally.lost(expected);
         let p = tally.percentiles();
         let c = &d.st.c;
+        let delivered = tally.received_strict + tally.received_loose;
+        let line_bytes = match self.report.get("line_bytes") {
+            Some(Value::U(b)) => *b as f64,
+            _ => 0.0,
+        };
         self.report
             .put("sent", Value::U(d.sent_total()))
             .put("expected", Value::U(expected))
-            .put("received", Value::U(tally.received_strict))
-            .put("received_all", Value::U(tally.received))
+            .put("received", Value::U(tally.received_strict));
+        if self.plan.scenario == Scenario::Soak {
+            self.report
+                .put("received_churners", Value::U(tally.received_loose));
+        }
+        self.report
             .put("lost", Value::U(lost))
             .put("gaps", Value::U(tally.gaps))
             .put("late", Value::U(tally.late))
             .put("elapsed_s", Value::F(secs, 3))
+            .put("deliveries_per_s", Value::F(delivered as f64 / secs, 0))
             .put(
-                "deliveries_per_s",
-                Value::F(tally.received_strict as f64 / secs, 0),
-            )
-            .put("messages_per_s", Value::F(d.sent_total() as f64 / secs, 0))
-            .put(
-                "latency_us",
-                Value::Obj(vec![
-                    ("count".into(), Value::U(p.count)),
-                    ("p50".into(), Value::F(p.p50 as f64 / 1e3, 1)),
-                    ("p99".into(), Value::F(p.p99 as f64 / 1e3, 1)),
-                    ("p999".into(), Value::F(p.p999 as f64 / 1e3, 1)),
-                    ("max".into(), Value::F(p.max as f64 / 1e3, 1)),
-                    ("mean".into(), Value::F(p.mean / 1e3, 1)),
-                ]),
+                "mb_per_s",
+                Value::F(delivered as f64 * line_bytes / secs / 1e6, 1),
             );
+        if self.plan.scenario != Scenario::Connections {
+            self.report
+                .put("messages_per_s", Value::F(d.sent_total() as f64 / secs, 0));
+        }
+        self.report.put(
+            "latency_us",
+            Value::Obj(vec![
+                ("count".into(), Value::U(p.count)),
+                ("p50".into(), Value::F(p.p50 as f64 / 1e3, 1)),
+                ("p99".into(), Value::F(p.p99 as f64 / 1e3, 1)),
+                ("p999".into(), Value::F(p.p999 as f64 / 1e3, 1)),
+                ("max".into(), Value::F(p.max as f64 / 1e3, 1)),
+                ("mean".into(), Value::F(p.mean / 1e3, 1)),
+            ]),
+        );
         let tool_cpu = (procstat::own_cpu() - t.tool_cpu).as_secs_f64();
         self.report.put(
             "tool",
@@ -430,7 +632,7 @@ impl Run<'_> {
                     ("cpu_util".into(), Value::F(cpu / wall.max(1e-9), 3)),
                     (
                         "deliveries_per_cpu_s".into(),
-                        Value::F(tally.received_strict as f64 / cpu.max(1e-9), 0),
+                        Value::F(delivered as f64 / cpu.max(1e-9), 0),
                     ),
                 ]),
             );
@@ -447,7 +649,7 @@ impl Run<'_> {
     }
 
     /// Totals, server memory and the error count, whatever happened before.
-    fn finish(&mut self, d: &Driver) {
+    fn finish(&mut self, d: &Driver, stop: &Stop) {
         if let (Some(first), Some(last)) = (self.watch.first, self.watch.sample()) {
             self.report.put(
                 "server_mem",
@@ -478,14 +680,14 @@ impl Run<'_> {
             + c.server_errors
             + c.disconnects
             + c.connect_errors
-            + u64::from(self.timed_out)
+            + u64::from(*stop == Stop::TimedOut)
             + if self.report.get("error").is_some() {
                 not_ready.max(1)
             } else {
                 0
             };
         self.report
-            .put("timed_out", Value::B(self.timed_out))
+            .put("stopped", Value::S(stop.name().into()))
             .put("errors", Value::U(errors))
             .put("run_s", Value::F(self.started.elapsed().as_secs_f64(), 3));
         if !c.notes.is_empty() {
@@ -495,6 +697,53 @@ impl Run<'_> {
             );
         }
     }
+}
+
+/// What the progress line shows.
+#[derive(Debug, Clone, PartialEq)]
+struct Status {
+    phase: &'static str,
+    elapsed: Duration,
+    left: Option<Duration>,
+    registered: u64,
+    clients: u64,
+    sent: u64,
+    delivered: u64,
+    errors: u64,
+}
+
+impl Status {
+    /// `[fanout] 3.2 s elapsed, ~1.8 s left | registered 100/100 | sent 12,000 | ...`
+    fn line(&self) -> String {
+        let mut s = format!(
+            "[{}] {:.1} s elapsed",
+            self.phase,
+            self.elapsed.as_secs_f64()
+        );
+        if let Some(left) = self.left {
+            let _ = write!(s, ", ~{:.1} s left", left.as_secs_f64());
+        }
+        let _ = write!(
+            s,
+            " | registered {}/{} | sent {} | delivered {} | errors {}",
+            thousands(self.registered),
+            thousands(self.clients),
+            thousands(self.sent),
+            thousands(self.delivered),
+            thousands(self.errors),
+        );
+        s
+    }
+}
+
+/// Time left if `done` of `total` took `elapsed` and the pace holds; `None`
+/// before there is enough progress to tell.
+fn estimate_left(elapsed: Duration, done: u64, total: u64) -> Option<Duration> {
+    if total == 0 || done == 0 {
+        return None;
+    }
+    let f = (done.min(total) as f64) / total as f64;
+    Some(elapsed.mul_f64((1.0 - f) / f))
 }
 
 /// The state at the start of a traffic phase.
@@ -594,7 +843,7 @@ impl Watch {
     }
 }
 
-/// The live progress line on a terminal.
+/// The live progress line on a terminal, redrawn at most four times a second.
 struct Progress {
     enabled: bool,
     last: Instant,
@@ -608,22 +857,14 @@ impl Progress {
         }
     }
 
-    fn show(&mut self, d: &Driver, phase: &str) {
-        if !self.enabled || self.last.elapsed() < Duration::from_millis(250) {
-            return;
-        }
+    /// True when the line should be redrawn now.
+    fn due(&self) -> bool {
+        self.enabled && self.last.elapsed() >= Duration::from_millis(250)
+    }
+
+    fn show(&mut self, line: &str) {
         self.last = Instant::now();
-        let c = &d.st.c;
-        let _ = write!(
-            io::stderr(),
-            "\r[{phase}] connected {} registered {}/{} sent {} deliveries {} errors {}   ",
-            c.connected,
-            d.st.registered,
-            d.st.clients.len(),
-            d.sent_total(),
-            d.st.tally.received,
-            c.connect_errors + c.disconnects + c.server_errors + c.malformed + d.st.tally.late
-        );
+        let _ = write!(io::stderr(), "\r\x1b[2K{line}");
     }
 
     fn clear(&mut self) {
@@ -690,14 +931,61 @@ mod tests {
 
     #[test]
     fn scenarios_parse() {
-        for s in [
-            Scenario::Fanout,
-            Scenario::Latency,
-            Scenario::Connections,
-            Scenario::Soak,
-        ] {
+        for s in Scenario::ALL {
             assert_eq!(Scenario::parse(s.name()), Some(s));
         }
         assert_eq!(Scenario::parse("x"), None);
+    }
+
+    #[test]
+    fn progress_lines() {
+        let ms = Duration::from_millis;
+        let base = Status {
+            phase: "fanout",
+            elapsed: ms(3_240),
+            left: Some(ms(1_800)),
+            registered: 100,
+            clients: 100,
+            sent: 12_000,
+            delivered: 1_200_000,
+            errors: 0,
+        };
+        let cases = [
+            (
+                base.clone(),
+                "[fanout] 3.2 s elapsed, ~1.8 s left | registered 100/100 | sent 12,000 \
+                 | delivered 1,200,000 | errors 0",
+            ),
+            (
+                Status {
+                    phase: "drain",
+                    left: None,
+                    errors: 1_234,
+                    ..base
+                },
+                "[drain] 3.2 s elapsed | registered 100/100 | sent 12,000 \
+                 | delivered 1,200,000 | errors 1,234",
+            ),
+        ];
+        for (status, want) in cases {
+            assert_eq!(status.line(), want);
+        }
+    }
+
+    #[test]
+    fn time_left_estimates() {
+        let s = Duration::from_secs;
+        // (elapsed, done, total, want)
+        let cases = [
+            (s(2), 0, 100, None),
+            (s(2), 50, 100, Some(s(2))),
+            (s(3), 75, 100, Some(s(1))),
+            (s(3), 100, 100, Some(s(0))),
+            (s(3), 150, 100, Some(s(0))),
+            (s(3), 5, 0, None),
+        ];
+        for (elapsed, done, total, want) in cases {
+            assert_eq!(estimate_left(elapsed, done, total), want, "{done}/{total}");
+        }
     }
 }

@@ -33,6 +33,10 @@ pub struct Tally {
     pub received: u64,
     /// In-order or ahead deliveries to strict receivers: what loss is computed from.
     pub received_strict: u64,
+    /// In-order or ahead deliveries to the other receivers (clients that
+    /// joined or left during the run): real deliveries, but nothing to
+    /// compute a loss from.
+    pub received_loose: u64,
     /// Messages skipped by strict receivers when a later one arrived.
     pub gaps: u64,
     /// Deliveries below the expected sequence number (duplicates, reorderings).
@@ -50,6 +54,7 @@ impl Tally {
             strict: vec![true; receivers],
             received: 0,
             received_strict: 0,
+            received_loose: 0,
             gaps: 0,
             late: 0,
             latency: Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3)
@@ -97,12 +102,16 @@ impl Tally {
                 if strict {
                     self.gaps += u64::from(n);
                     self.received_strict += 1;
+                } else {
+                    self.received_loose += 1;
                 }
             }
             Seen::InOrder => {
                 *next = seq + 1;
                 if strict {
                     self.received_strict += 1;
+                } else {
+                    self.received_loose += 1;
                 }
             }
         }
@@ -159,13 +168,13 @@ mod tests {
     use super::*;
 
     /// Runs deliveries `(sender, seq)` to receiver 0 of two senders, each
-    /// sender having sent `sent` messages; returns (received_strict, gaps,
-    /// late, lost) and the `Seen` of each delivery.
+    /// sender having sent `sent` messages; returns (received_strict,
+    /// received_loose, gaps, late, lost) and the `Seen` of each delivery.
     fn run(
         strict: bool,
         deliveries: &[(usize, u32)],
         sent: u64,
-    ) -> ((u64, u64, u64, u64), Vec<Seen>) {
+    ) -> ((u64, u64, u64, u64, u64), Vec<Seen>) {
         let mut t = Tally::new(1, 2);
         t.set_strict(0, strict);
         let seen = deliveries
@@ -173,7 +182,16 @@ mod tests {
             .map(|&(s, q)| t.record(0, s, q, 1000))
             .collect();
         let expected = if strict { sent * 2 } else { 0 };
-        ((t.received_strict, t.gaps, t.late, t.lost(expected)), seen)
+        (
+            (
+                t.received_strict,
+                t.received_loose,
+                t.gaps,
+                t.late,
+                t.lost(expected),
+            ),
+            seen,
+        )
     }
 
     #[test]
@@ -183,7 +201,7 @@ mod tests {
             bool,
             &'static [(usize, u32)],
             u64,
-            (u64, u64, u64, u64),
+            (u64, u64, u64, u64, u64),
             &'static [Seen],
         );
         let cases: &[Case] = &[
@@ -192,7 +210,7 @@ mod tests {
                 true,
                 &[(0, 0), (1, 0), (0, 1), (1, 1)],
                 2,
-                (4, 0, 0, 0),
+                (4, 0, 0, 0, 0),
                 &[InOrder; 4],
             ),
             // sender 1's message 1 never came: one lost, seen as nothing wrong yet
@@ -200,7 +218,7 @@ mod tests {
                 true,
                 &[(0, 0), (0, 1), (1, 0)],
                 2,
-                (3, 0, 0, 1),
+                (3, 0, 0, 0, 1),
                 &[InOrder; 3],
             ),
             // a skipped message: gap now, loss at the end
@@ -208,7 +226,7 @@ mod tests {
                 true,
                 &[(0, 0), (0, 2), (1, 0), (1, 1), (1, 2)],
                 3,
-                (5, 1, 0, 1),
+                (5, 0, 1, 0, 1),
                 &[InOrder, Gap(1), InOrder, InOrder, InOrder],
             ),
             // reordered: the gap and then the late one; counted once, not as received
@@ -216,7 +234,7 @@ mod tests {
                 true,
                 &[(0, 1), (0, 0), (1, 0), (1, 1)],
                 2,
-                (3, 1, 1, 1),
+                (3, 0, 1, 1, 1),
                 &[Gap(1), Late, InOrder, InOrder],
             ),
             // a duplicate is late and does not hide a loss
@@ -224,19 +242,20 @@ mod tests {
                 true,
                 &[(0, 0), (0, 0), (1, 0)],
                 2,
-                (2, 0, 1, 2),
+                (2, 0, 0, 1, 2),
                 &[InOrder, Late, InOrder],
             ),
-            // a receiver that joined late: gaps are fine, order is still checked
+            // a receiver that joined late: its deliveries count apart, gaps are
+            // fine, order is still checked
             (
                 false,
                 &[(0, 5), (0, 6), (0, 4)],
                 7,
-                (0, 0, 1, 0),
+                (0, 2, 0, 1, 0),
                 &[Gap(5), InOrder, Late],
             ),
             // nothing at all
-            (true, &[], 3, (0, 0, 0, 6), &[]),
+            (true, &[], 3, (0, 0, 0, 0, 6), &[]),
         ];
         for (strict, deliveries, sent, want, want_seen) in cases {
             let (got, seen) = run(*strict, deliveries, *sent);

@@ -4,7 +4,7 @@
 //! Pure: no sockets and no counting; chatroom lines are classified by the
 //! crate's own `parse_server_line`, Redis replies by a small RESP reader.
 
-use chatroom::protocol::{parse_server_line, ServerLine};
+use chatroom::protocol::{parse_server_line, ServerLine, NOTICE_PREFIX, SHUTDOWN_NOTICE};
 
 use crate::payload::{Template, MAGIC};
 
@@ -116,6 +116,8 @@ pub enum Event<'a> {
     },
     /// The server reported an error to this client.
     ServerError(&'a str),
+    /// The server said it is shutting down (chatroom's last notice).
+    Shutdown,
     /// A line that is none of the above.
     Malformed(&'a [u8]),
 }
@@ -232,6 +234,11 @@ fn chatroom_line<'a>(name: &str, line: &'a [u8]) -> Event<'a> {
             from: Some(from),
             payload: text.as_bytes(),
         },
+        ServerLine::Notice(notice)
+            if Some(notice) == SHUTDOWN_NOTICE.strip_prefix(NOTICE_PREFIX) =>
+        {
+            Event::Shutdown
+        }
         ServerLine::Notice(notice) => {
             // Only our own join confirms registration; summaries
             // (`* 120 joined`) and others' notices are not ours to count.
@@ -244,12 +251,14 @@ fn chatroom_line<'a>(name: &str, line: &'a [u8]) -> Event<'a> {
                 Event::Nothing
             }
         }
-        // The join burst's history lines are old chat, not deliveries of
-        // this run.
+        // The join burst's history lines are old chat (maybe this run's
+        // own messages, to a client that rejoined), never deliveries.
         ServerLine::Prompt | ServerLine::History { .. } => Event::Nothing,
         ServerLine::Error(e) => Event::ServerError(e),
-        ServerLine::Action { .. } => Event::Malformed(line),
-        ServerLine::Private { .. } | ServerLine::Other(_) => Event::Malformed(line),
+        // The load tester sends neither actions nor private messages.
+        ServerLine::Action { .. } | ServerLine::Private { .. } | ServerLine::Other(_) => {
+            Event::Malformed(line)
+        }
     }
 }
 
@@ -270,6 +279,7 @@ mod tests {
                     format!("{:?} {}", from, String::from_utf8_lossy(payload))
                 }
                 Event::ServerError(e) => format!("error {e}"),
+                Event::Shutdown => "shutdown".to_string(),
                 Event::Malformed(l) => format!("malformed {}", String::from_utf8_lossy(l)),
                 Event::Nothing => unreachable!(),
             })
@@ -283,6 +293,32 @@ mod tests {
         type Case<'a> = (Target, &'a [&'a [u8]], &'a [&'a str]);
         let cases: &[Case<'_>] = &[
             (Chatroom, &[b"NAME", b"* lt1 joined lobby"], &["registered"]),
+            // the whole join burst: only the join registers; history lines
+            // (even of this run's messages) are neither deliveries nor errors
+            (
+                Chatroom,
+                &[
+                    b"NAME choose a name: 1-32 of A-Z a-z 0-9 _ -",
+                    b"* lt1 joined lobby",
+                    b"* welcome to chatroom, lt1! /help lists the commands",
+                    b"* motd: be nice",
+                    b"* topic for lobby: load",
+                    b"# 2026-11-24T21:03:05Z lt7: ~000001.0000000003.000000000000005.x",
+                    b"# 2026-11-24T21:03:05Z + lt7 waves",
+                    b"* lobby has 2 members: lt1, lt7 (away)",
+                ],
+                &["registered"],
+            ),
+            (
+                Chatroom,
+                &[b"+ lt7 waves", b"[pm lt7 -> lt1] hi"],
+                &["malformed + lt7 waves", "malformed [pm lt7 -> lt1] hi"],
+            ),
+            (
+                Chatroom,
+                &[b"* server shutting down", b"* lt1 left (quit)"],
+                &["shutdown"],
+            ),
             (
                 Chatroom,
                 &[b"* lt12 joined lobby", b"* 120 joined, 4 left"],
