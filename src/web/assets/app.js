@@ -18,6 +18,8 @@
   const BACKOFF_MAX_MS = 8000;
   /** How close to the bottom (px) still counts as "at the bottom". */
   const STICK_PX = 48;
+  /** The WebSocket close code for a message over the server's limit. */
+  const CLOSE_TOO_BIG = 1009;
   /** Reconnects that find our name taken before the page asks for another. */
   const MAX_TAKEN_RETRIES = 5;
   /** Big rooms: the member list is refreshed at most this often. */
@@ -124,6 +126,8 @@
     retryTimer: null,
     retryAt: 0,
     countdownTimer: null,
+    /** The last line the user sent on this connection. */
+    lastSent: null,
     /** Lines sent, newest last, and where Up/Down currently is. */
     sent: [],
     sentIndex: 0,
@@ -614,14 +618,21 @@
       if (state.ws !== ws || typeof ev.data !== "string") return;
       onLine(ev.data);
     });
-    ws.addEventListener("close", () => {
+    ws.addEventListener("close", (ev) => {
       if (state.ws !== ws) return;
-      onClose();
+      onClose(ev.code);
     });
   }
 
-  function onClose() {
+  function onClose(code) {
     const wasIn = state.me !== null;
+    if (code === CLOSE_TOO_BIG && state.lastSent !== null) {
+      // The server takes at most --max-line bytes in one message and closes
+      // the connection over a longer one: give the text back to shorten.
+      localNote("Your last message was too long for the server and was not sent; it is back in the message box.", "bad");
+      if (el.message.value === "") el.message.value = state.lastSent;
+    }
+    state.lastSent = null;
     state.ws = null;
     state.me = null;
     state.prompted = false;
@@ -840,6 +851,7 @@
     }
     if (RE.quit.test(line)) state.quitting = true;
     sendRaw(line);
+    state.lastSent = line;
     const asking = RE.asking.exec(line);
     if (asking) state.asked.push({ command: lower(asking[1]), quiet: false });
     if (state.sent[state.sent.length - 1] !== line) {
