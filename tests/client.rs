@@ -1,4 +1,4 @@
-//! Integration tests for the example client (`examples/client.rs`): the
+//! Integration tests for the example client (`examples/client/`): the
 //! real client program runs as a child process against a server started
 //! in-process on port 0, or against a tiny fake server for bytes a real one
 //! never sends. They pin what a script can rely on (exact stdout lines, exit
@@ -12,32 +12,10 @@ use std::io::{BufRead, Write};
 use std::net::TcpListener;
 use std::time::Duration;
 
-use client_support::{fake_login, run, spawn, FakeServer};
+use client_support::{
+    args, assert_code, expect_join_burst, fake_login, run, spawn, strs, FakeServer,
+};
 use common::{start_server, Client};
-
-/// The arguments that point the client at `addr` as `name`.
-fn args(addr: impl ToString, name: &str) -> Vec<String> {
-    vec![
-        "--addr".to_string(),
-        addr.to_string(),
-        "--name".to_string(),
-        name.to_string(),
-    ]
-}
-
-fn strs(args: &[String]) -> Vec<&str> {
-    args.iter().map(String::as_str).collect()
-}
-
-/// Asserts the exit status code, showing everything the client did if not.
-#[track_caller]
-fn assert_code(finished: &client_support::Finished, code: i32) {
-    assert_eq!(
-        finished.status.code(),
-        Some(code),
-        "client exit status; it did: {finished:#?}"
-    );
-}
 
 /// A script's lines are all sent and all answered before the client exits
 /// at end of input: stdout is exactly the received lines (no prompt, no
@@ -55,10 +33,12 @@ fn script_sends_every_line_and_waits_for_the_answers() {
         finished.stdout_lines(),
         [
             "* bot joined lobby",
+            "* welcome to chatroom, bot! /help lists the commands",
+            "* lobby has 2 members: alice, bot",
             "bot: hi",
             "* lobby has 2 members: alice, bot",
             "[pm bot -> alice] psst",
-            "* bot waves",
+            "+ bot waves",
             "bot: /slash",
             "* bot is now known as bot2",
             "bot2: last words",
@@ -70,7 +50,7 @@ fn script_sends_every_line_and_waits_for_the_answers() {
         "* bot joined lobby",
         "bot: hi",
         "[pm bot -> alice] psst",
-        "* bot waves",
+        "+ bot waves",
         "bot: /slash",
         "* bot is now known as bot2",
         "bot2: last words",
@@ -87,7 +67,7 @@ fn script_shows_lines_from_others_as_they_arrive() {
     let server = start_server();
     let mut alice = Client::login(server.addr, "alice");
     let mut bot = spawn(&strs(&args(server.addr, "bot")));
-    bot.expect_line("* bot joined lobby");
+    expect_join_burst(&mut bot, "bot", "alice, bot");
     alice.expect("* bot joined lobby");
 
     alice.send("hello bot");
@@ -113,7 +93,13 @@ fn script_quit_leaves_and_exits_zero() {
     assert_code(&finished, 0);
     assert_eq!(
         finished.stdout_lines(),
-        ["* bot joined lobby", "bot: hi", "* bot left (quit: bye)"]
+        [
+            "* bot joined lobby",
+            "* welcome to chatroom, bot! /help lists the commands",
+            "* lobby has 2 members: alice, bot",
+            "bot: hi",
+            "* bot left (quit: bye)"
+        ]
     );
     assert_eq!(finished.stderr, "");
     alice.expect("* bot joined lobby");
@@ -175,7 +161,7 @@ fn unreachable_server_is_one_clear_line() {
 fn server_shutdown_ends_the_client_with_status_zero() {
     let server = start_server();
     let mut bot = spawn(&strs(&args(server.addr, "bot")));
-    bot.expect_line("* bot joined lobby");
+    expect_join_burst(&mut bot, "bot", "bot");
 
     server.handle.shutdown();
     bot.expect_line("* server shutting down");
@@ -310,26 +296,6 @@ fn refusal_before_registration_is_reported() {
     assert_code(&finished, 1);
     assert_eq!(finished.stdout_lines(), ["! server full"]);
     assert_eq!(finished.stderr, "client: the server refused: server full\n");
-}
-
-/// `--help` explains the flags and exits 0; a bad flag or a missing name
-/// without a terminal is a clear error with exit status 2.
-#[test]
-fn command_line_errors_exit_two() {
-    let help = run(&["--help"], b"");
-    assert_code(&help, 0);
-    let text = String::from_utf8(help.stdout.join(&b'\n')).expect("UTF-8 help");
-    for flag in ["--addr HOST:PORT", "--name NAME", "--plain", "--help"] {
-        assert!(text.contains(flag), "help mentions {flag}: {text}");
-    }
-
-    let bad = run(&["--frobnicate"], b"");
-    assert_code(&bad, 2);
-    assert!(bad.stderr.contains("--frobnicate"), "{:?}", bad.stderr);
-
-    let no_name = run(&["--addr", "127.0.0.1:1"], b"");
-    assert_code(&no_name, 2);
-    assert!(no_name.stderr.contains("--name"), "{:?}", no_name.stderr);
 }
 
 /// The name is sent only after the prompt and trimmed of blanks, and the

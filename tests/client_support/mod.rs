@@ -1,9 +1,14 @@
-//! Runs the example client (`examples/client.rs`) as a child process for
-//! `tests/client.rs`: finds the binary (building it when missing or older
-//! than its sources), feeds its stdin, reads its stdout line by line with a
-//! deadline, and kills it if it outlives one. Also a scripted fake server for
-//! the bytes a real server never sends. Nothing here may wait unbounded.
+//! Runs the example client (`examples/client/`) as a child process for
+//! the `tests/client*.rs` tests: finds the binary (building it when missing
+//! or older than its sources), feeds its stdin, reads its stdout line by
+//! line with a deadline, and kills it if it outlives one. Also a scripted
+//! fake server for the bytes a real server never sends; [`pty`] runs the
+//! client at a terminal and [`tls`] provides certificates and TLS servers.
+//! Nothing here may wait unbounded.
 #![allow(dead_code)]
+
+pub mod pty;
+pub mod tls;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -52,9 +57,17 @@ fn is_stale(binary: &Path) -> bool {
         return true;
     };
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut sources = vec![root.join("examples/client.rs"), root.join("Cargo.toml")];
-    if let Ok(dir) = root.join("src").read_dir() {
-        sources.extend(dir.flatten().map(|entry| entry.path()));
+    let mut sources = vec![root.join("Cargo.toml")];
+    let mut dirs = vec![root.join("examples/client"), root.join("src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in dir.read_dir().into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                sources.push(path);
+            }
+        }
     }
     sources.iter().any(|source| {
         source
@@ -118,7 +131,20 @@ impl Finished {
 
 /// Starts the client with `args`, stdin, stdout and stderr piped.
 pub fn spawn(args: &[&str]) -> Running {
-    let mut child = Command::new(client_path())
+    spawn_with_env(args, &[])
+}
+
+/// Starts the client with `args` and the environment changed by `env`
+/// (`Some` sets a variable, `None` removes it).
+pub fn spawn_with_env(args: &[&str], env: &[(&str, Option<&str>)]) -> Running {
+    let mut cmd = Command::new(client_path());
+    for (key, value) in env {
+        match value {
+            Some(value) => cmd.env(key, value),
+            None => cmd.env_remove(key),
+        };
+    }
+    let mut child = cmd
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -286,6 +312,14 @@ impl FakeServer {
     /// Accepts one connection and runs `script` on it in a thread.
     pub fn start(script: impl FnOnce(TcpStream) + Send + 'static) -> FakeServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake server");
+        Self::start_with(listener, script)
+    }
+
+    /// As [`start`](Self::start), on a listener the caller bound.
+    pub fn start_with(
+        listener: TcpListener,
+        script: impl FnOnce(TcpStream) + Send + 'static,
+    ) -> FakeServer {
         let addr = listener.local_addr().expect("fake server address");
         let thread = thread::spawn(move || {
             let (stream, _) = listener.accept().expect("fake server accept");
@@ -321,4 +355,42 @@ pub fn fake_login(stream: &TcpStream) -> (String, BufReader<TcpStream>) {
     out.write_all(format!("* {name} joined lobby\n").as_bytes())
         .expect("send join notice");
     (name, reader)
+}
+
+/// The arguments that point the client at `addr` as `name`.
+pub fn args(addr: impl ToString, name: &str) -> Vec<String> {
+    vec![
+        "--addr".to_string(),
+        addr.to_string(),
+        "--name".to_string(),
+        name.to_string(),
+    ]
+}
+
+/// The strings of `args`, as [`spawn`] and [`run`] take them.
+pub fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+/// Asserts the exit status code, showing everything the client did if not.
+#[track_caller]
+pub fn assert_code(finished: &Finished, code: i32) {
+    assert_eq!(
+        finished.status.code(),
+        Some(code),
+        "client exit status; it did: {finished:#?}"
+    );
+}
+
+/// Reads the lines a real server sends on registration in the lobby (no
+/// topic, no history): the join notice, the welcome and the member list.
+#[track_caller]
+pub fn expect_join_burst(client: &mut Running, name: &str, members: &str) {
+    client.expect_line(&format!("* {name} joined lobby"));
+    client.expect_line(&format!(
+        "* welcome to chatroom, {name}! /help lists the commands"
+    ));
+    let n = members.split(", ").count();
+    let s = if n == 1 { "" } else { "s" };
+    client.expect_line(&format!("* lobby has {n} member{s}: {members}"));
 }
