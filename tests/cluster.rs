@@ -1,0 +1,903 @@
+//! The cluster bus (issue 13): several in-process nodes as one chat over a
+//! real `redis-server` (one per test, see `common::redis`). Chat, notices
+//! and commands across nodes with exact lines; one order for every member
+//! on every node; one winner when two nodes claim a name at once; Redis
+//! killed and restarted mid-chat; and client text that looks like RESP or
+//! like our payload fields staying data.
+//!
+//! A node answers a name with `! the chat is reconnecting ...` until it has
+//! reached Redis, so the first registration on a node retries on that line
+//! (bounded); everything else synchronises by reading the expected line.
+
+use std::collections::BTreeSet;
+use std::net::{Shutdown, SocketAddr};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+mod common;
+
+use chatroom::Config;
+use common::redis::{RedisServer, Resp};
+use common::{start_with, test_config, Client, TestServer, LINE_TIMEOUT, PROMPT};
+
+const DEGRADED: &str = "* chat degraded: lost the cluster's Redis, reconnecting; \
+                        lines are refused until it is back";
+const RECONNECTING: &str = "! the chat is reconnecting to its cluster; try again in a moment";
+const NOT_SENT: &str = "! not sent: the chat lost its cluster connection";
+const RESTORED: &str = "* chat restored";
+const INVALID_NAME: &str = "! invalid name: use 1-32 of A-Z a-z 0-9 _ -";
+const CONTROL: &str = "! control characters are not allowed";
+
+/// Starts an in-process node named `node` on a free port, joined to the
+/// cluster through `redis`.
+fn start_node(redis: &RedisServer, node: &str) -> TestServer {
+    start_with(Config {
+        cluster: Some(redis.cluster(node)),
+        ..test_config()
+    })
+}
+
+fn welcome(name: &str) -> String {
+    format!("* welcome to chatroom, {name}! /help lists the commands")
+}
+
+/// True for `* <room> has <n> member(s): ...`, the line that ends a join
+/// burst (a room name has no blanks, so no other notice has this shape).
+fn is_members_line(line: &str) -> bool {
+    let words: Vec<&str> = line.splitn(6, ' ').collect();
+    words.len() >= 5
+        && words[0] == "*"
+        && words[2] == "has"
+        && words[3].parse::<usize>().is_ok()
+        && words[4].starts_with("member")
+}
+
+/// Reads the rest of a join burst, through its member list.
+#[track_caller]
+fn rest_of_burst(c: &mut Client) -> Vec<String> {
+    let mut lines = Vec::new();
+    loop {
+        match c.read_line() {
+            Some(line) => {
+                let end = is_members_line(&line);
+                lines.push(untimed(&line));
+                if end {
+                    return lines;
+                }
+            }
+            None => panic!("client {:?}: EOF in the join burst after {lines:?}", c.name),
+        }
+    }
+}
+
+/// A history line with its time replaced by `TS`, after checking that the
+/// time is `YYYY-MM-DDTHH:MM:SSZ`; other lines unchanged.
+#[track_caller]
+fn untimed(line: &str) -> String {
+    let Some(rest) = line.strip_prefix("# ") else {
+        return line.to_string();
+    };
+    let (ts, text) = rest.split_once(' ').expect("a history line has a time");
+    let shape: String = ts
+        .chars()
+        .map(|c| if c.is_ascii_digit() { '9' } else { c })
+        .collect();
+    assert_eq!(shape, "9999-99-99T99:99:99Z", "history time in {line:?}");
+    format!("# TS {text}")
+}
+
+/// Connects to `addr` and sends `name`, again while the node answers that
+/// it is still reaching Redis (bounded). Returns the client and what
+/// answered the name: the whole join burst (history times as `TS`), or a
+/// refusal and the prompt.
+#[track_caller]
+fn register(addr: SocketAddr, name: &str) -> (Client, Vec<String>) {
+    let deadline = Instant::now() + LINE_TIMEOUT;
+    let mut c = Client::connect(addr);
+    c.name = name.to_string();
+    c.expect_prompt();
+    loop {
+        c.send(name);
+        let first = c.read_line().expect("EOF instead of an answer to the name");
+        if first == RECONNECTING {
+            c.expect_prompt();
+            assert!(
+                Instant::now() < deadline,
+                "the node at {addr} did not reach Redis in {LINE_TIMEOUT:?}"
+            );
+            thread::sleep(Duration::from_millis(20));
+            continue;
+        }
+        if first.starts_with("! ") {
+            c.expect_prompt();
+            return (c, vec![first, PROMPT.to_string()]);
+        }
+        let mut burst = vec![first];
+        burst.extend(rest_of_burst(&mut c));
+        return (c, burst);
+    }
+}
+
+/// Registers `name` on the node at `addr` and checks the burst starts
+/// with its join notice and welcome; the rest is not checked.
+#[track_caller]
+fn login(addr: SocketAddr, name: &str) -> Client {
+    let (c, burst) = register(addr, name);
+    assert_eq!(
+        burst[0],
+        format!("* {name} joined lobby"),
+        "burst {burst:?}"
+    );
+    assert_eq!(burst[1], welcome(name), "burst {burst:?}");
+    c
+}
+
+/// Sends `line` as `from` and checks that `from` and every client in
+/// `others` get `want` next.
+#[track_caller]
+fn say(from: &mut Client, line: &str, want: &str, others: &mut [&mut Client]) {
+    from.send(line);
+    from.expect(want);
+    for c in others.iter_mut() {
+        c.expect(want);
+    }
+}
+
+/// Chat lines cross nodes both ways with exact lines, actions and `//`
+/// included, and each node's own members hear their lines from Redis too.
+#[test]
+fn chat_crosses_nodes_both_ways() {
+    let redis = RedisServer::start();
+    let a = start_node(&redis, "chat-a");
+    let b = start_node(&redis, "chat-b");
+    let (mut alice, burst) = register(a.addr, "alice");
+    assert_eq!(
+        burst,
+        [
+            "* alice joined lobby",
+            &welcome("alice"),
+            "* lobby has 1 member: alice"
+        ]
+    );
+    let (mut bob, burst) = register(b.addr, "bob");
+    assert_eq!(
+        burst,
+        [
+            "* bob joined lobby",
+            &welcome("bob"),
+            "* lobby has 2 members: alice, bob"
+        ]
+    );
+    alice.expect("* bob joined lobby");
+
+    say(
+        &mut alice,
+        "hello from a",
+        "alice: hello from a",
+        &mut [&mut bob],
+    );
+    say(
+        &mut bob,
+        "hello from b",
+        "bob: hello from b",
+        &mut [&mut alice],
+    );
+    say(&mut bob, "/me waves", "+ bob waves", &mut [&mut alice]);
+    say(&mut alice, "//shrug", "alice: /shrug", &mut [&mut bob]);
+    say(
+        &mut alice,
+        "  spaced  out  ",
+        "alice:   spaced  out  ",
+        &mut [&mut bob],
+    );
+    // A third member on the first node hears both.
+    let mut carol = login(a.addr, "carol");
+    alice.expect("* carol joined lobby");
+    bob.expect("* carol joined lobby");
+    say(
+        &mut bob,
+        "all three",
+        "bob: all three",
+        &mut [&mut alice, &mut carol],
+    );
+}
+
+/// Joins, `/join` moves, leaves (quit, EOF, reset), `/who` and `/rooms`
+/// are seen the same from both nodes.
+#[test]
+fn rooms_who_and_leaving_across_nodes() {
+    let redis = RedisServer::start();
+    let a = start_node(&redis, "rooms-a");
+    let b = start_node(&redis, "rooms-b");
+    let mut alice = login(a.addr, "alice");
+    let mut bob = login(b.addr, "bob");
+    alice.expect("* bob joined lobby");
+    let (mut carol, burst) = register(b.addr, "carol");
+    assert_eq!(
+        burst.last().unwrap(),
+        "* lobby has 3 members: alice, bob, carol"
+    );
+    alice.expect("* carol joined lobby");
+    bob.expect("* carol joined lobby");
+
+    alice.send("/who");
+    alice.expect("* lobby has 3 members: alice, bob, carol");
+    bob.send("/rooms");
+    bob.expect("* 1 room: lobby (3)");
+
+    carol.send("/join games");
+    carol.expect("* carol joined games");
+    assert_eq!(rest_of_burst(&mut carol), ["* games has 1 member: carol"]);
+    alice.expect("* carol left for games");
+    bob.expect("* carol left for games");
+    alice.send("/rooms");
+    alice.expect("* 2 rooms: games (1), lobby (2)");
+
+    // Room names are case-insensitive: the first spelling is shown.
+    alice.send("/join Games");
+    alice.expect("* alice joined games");
+    assert_eq!(
+        rest_of_burst(&mut alice),
+        ["* games has 2 members: alice, carol"]
+    );
+    carol.expect("* alice joined games");
+    bob.expect("* alice left for games");
+    alice.send("/join GAMES");
+    alice.expect("! already in games");
+    carol.send("/who");
+    carol.expect("* games has 2 members: alice, carol");
+    bob.send("/who");
+    bob.expect("* lobby has 1 member: bob");
+
+    // /quit: the quitter gets its own line at once, then a clean close;
+    // the other node's member hears it from Redis.
+    carol.send("/quit see you");
+    carol.expect("* carol left (quit: see you)");
+    carol.expect_eof();
+    alice.expect("* carol left (quit: see you)");
+
+    alice.send("/join lobby");
+    alice.expect("* alice joined lobby");
+    assert_eq!(
+        rest_of_burst(&mut alice),
+        ["* lobby has 2 members: alice, bob"]
+    );
+    bob.expect("* alice joined lobby");
+    bob.send("/rooms");
+    bob.expect("* 1 room: lobby (2)");
+
+    // A plain close (EOF) and a reset, each told across nodes.
+    let mut dave = login(a.addr, "dave");
+    alice.expect("* dave joined lobby");
+    bob.expect("* dave joined lobby");
+    dave.stream().shutdown(Shutdown::Write).unwrap();
+    dave.expect_eof();
+    alice.expect("* dave left");
+    bob.expect("* dave left");
+
+    let erin = login(a.addr, "erin");
+    alice.expect("* erin joined lobby");
+    bob.expect("* erin joined lobby");
+    socket2::SockRef::from(erin.stream())
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(erin);
+    alice.expect("* erin left (connection reset)");
+    bob.expect("* erin left (connection reset)");
+
+    bob.stream().shutdown(Shutdown::Write).unwrap();
+    bob.expect_eof();
+    alice.expect("* bob left");
+    alice.send("/who");
+    alice.expect("* lobby has 1 member: alice");
+}
+
+/// `/msg` crosses nodes both ways (names case-insensitive, one copy to
+/// oneself), and an unknown name is refused.
+#[test]
+fn private_messages_across_nodes() {
+    let redis = RedisServer::start();
+    let a = start_node(&redis, "msg-a");
+    let b = start_node(&redis, "msg-b");
+    let mut alice = login(a.addr, "alice");
+    let mut bob = login(b.addr, "bob");
+    alice.expect("* bob joined lobby");
+
+    alice.send("/msg bob psst");
+    alice.expect("[pm alice -> bob] psst");
+    bob.expect("[pm alice -> bob] psst");
+    bob.send("/msg ALICE back at you, a: b $3");
+    bob.expect("[pm bob -> alice] back at you, a: b $3");
+    alice.expect("[pm bob -> alice] back at you, a: b $3");
+
+    alice.send("/msg nobody hello?");
+    alice.expect("! no such user: nobody");
+    alice.send("/msg bob");
+    alice.expect("! usage: /msg <name> <text>");
+
+    // To oneself: one copy (the /who answer comes next, nothing between).
+    alice.send("/msg Alice note to self");
+    alice.expect("[pm alice -> alice] note to self");
+    alice.send("/who");
+    alice.expect("* lobby has 2 members: alice, bob");
+    // Nothing leaked into the room.
+    bob.send("/who");
+    bob.expect("* lobby has 2 members: alice, bob");
+}
+
+/// `/nick` is seen on the other node, the new name is the one `/msg` and
+/// `/who` know, and the old one is free again.
+#[test]
+fn nick_is_seen_on_the_other_node() {
+    let redis = RedisServer::start();
+    let a = start_node(&redis, "nick-a");
+    let b = start_node(&redis, "nick-b");
+    let mut alice = login(a.addr, "alice");
+    let mut bob = login(b.addr, "bob");
+    alice.expect("* bob joined lobby");
+
+    bob.send("/nick Robert");
+    bob.expect("* bob is now known as Robert");
+    alice.expect("* bob is now known as Robert");
+    alice.send("/msg robert hi");
+    alice.expect("[pm alice -> Robert] hi");
+    bob.expect("[pm alice -> Robert] hi");
+    alice.send("/msg bob hi");
+    alice.expect("! no such user: bob");
+    alice.send("/who");
+    alice.expect("* lobby has 2 members: alice, Robert");
+    say(&mut bob, "still me", "Robert: still me", &mut [&mut alice]);
+
+    alice.send("/nick ROBERT");
+    alice.expect("! name taken: ROBERT");
+    bob.send("/nick robert");
+    bob.expect("* Robert is now known as robert");
+    alice.expect("* Robert is now known as robert");
+    bob.send("/nick robert");
+    bob.expect("! you are already robert");
+    bob.send("/nick bad:name");
+    bob.expect(INVALID_NAME);
+
+    // The old name is free on either node; the new one is not.
+    let (mut c, burst) = register(a.addr, "Robert");
+    assert_eq!(burst, ["! name taken: Robert", PROMPT]);
+    c.send("bob");
+    c.expect("* bob joined lobby");
+    alice.expect("* bob joined lobby");
+    bob.expect("* bob joined lobby");
+}
+
+/// A topic set on one node is shown on the other, and a joiner on the
+/// other node gets the topic and the room's history in its join burst.
+#[test]
+fn topic_and_history_reach_joiners_on_other_nodes() {
+    let redis = RedisServer::start();
+    let a = start_node(&redis, "topic-a");
+    let b = start_node(&redis, "topic-b");
+    let mut alice = login(a.addr, "alice");
+    alice.send("/topic rust talk: a, b $1");
+    alice.expect("* alice set the topic for lobby: rust talk: a, b $1");
+    say(&mut alice, "first", "alice: first", &mut []);
+    say(&mut alice, "second", "alice: second", &mut []);
+    say(&mut alice, "/me waves", "+ alice waves", &mut []);
+
+    let (mut bob, burst) = register(b.addr, "bob");
+    assert_eq!(
+        burst,
+        [
+            "* bob joined lobby",
+            &welcome("bob"),
+            "* topic for lobby: rust talk: a, b $1",
+            "# TS alice: first",
+            "# TS alice: second",
+            "# TS + alice waves",
+            "* lobby has 2 members: alice, bob",
+        ]
+    );
+    alice.expect("* bob joined lobby");
+    bob.send("/topic");
+    bob.expect("* topic for lobby: rust talk: a, b $1");
+    bob.send("/topic -");
+    bob.expect("* bob cleared the topic for lobby");
+    alice.expect("* bob cleared the topic for lobby");
+    alice.send("/topic");
+    alice.expect("* no topic for lobby");
+
+    // A new room's history, from the other side.
+    bob.send("/join side");
+    bob.expect("* bob joined side");
+    assert_eq!(rest_of_burst(&mut bob), ["* side has 1 member: bob"]);
+    alice.expect("* bob left for side");
+    bob.send("/topic quiet");
+    bob.expect("* bob set the topic for side: quiet");
+    say(&mut bob, "in side", "bob: in side", &mut []);
+    alice.send("/join side");
+    alice.expect("* alice joined side");
+    assert_eq!(
+        rest_of_burst(&mut alice),
+        [
+            "* topic for side: quiet",
+            "# TS bob: in side",
+            "* side has 2 members: alice, bob"
+        ]
+    );
+    bob.expect("* alice joined side");
+    // The lobby, empty now, has gone with its history and topic.
+    alice.send("/rooms");
+    alice.expect("* 1 room: side (2)");
+}
+
+/// `/away` on one node shows in `/who` and in a `/msg` reply on the other.
+#[test]
+fn away_is_shown_across_nodes() {
+    let redis = RedisServer::start();
+    let a = start_node(&redis, "away-a");
+    let b = start_node(&redis, "away-b");
+    let mut alice = login(a.addr, "alice");
+    let mut bob = login(b.addr, "bob");
+    alice.expect("* bob joined lobby");
+
+    bob.send("/away out to lunch, back at 2:00");
+    bob.expect("* you are away: out to lunch, back at 2:00");
+    // Bob's /who runs after his /away on the same connection to Redis, so
+    // once he has its answer the away mark is there for everyone.
+    bob.send("/who");
+    bob.expect("* lobby has 2 members: alice, bob (away)");
+    alice.send("/who");
+    alice.expect("* lobby has 2 members: alice, bob (away)");
+    alice.send("/msg bob ping");
+    alice.expect("[pm alice -> bob] ping");
+    alice.expect("* bob is away: out to lunch, back at 2:00");
+    bob.expect("[pm alice -> bob] ping");
+
+    bob.send("/away");
+    bob.expect("* you are back");
+    bob.send("/who");
+    bob.expect("* lobby has 2 members: alice, bob");
+    alice.send("/msg bob pong");
+    alice.expect("[pm alice -> bob] pong");
+    alice.send("/who");
+    alice.expect("* lobby has 2 members: alice, bob");
+    bob.expect("[pm alice -> bob] pong");
+}
+
+/// Three nodes, a sender on each sending numbered lines at once into one
+/// room: every member on every node receives the same sequence, with each
+/// sender's lines in the order sent, none lost or duplicated.
+#[test]
+fn one_order_across_three_nodes() {
+    const LINES: usize = 300;
+    let redis = RedisServer::start();
+    let nodes: Vec<TestServer> = (0..3)
+        .map(|i| start_node(&redis, &format!("order-{i}")))
+        .collect();
+    // A sender and a listener on each node; every join read by everyone.
+    let mut clients: Vec<Client> = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        for role in ["s", "l"] {
+            let name = format!("{role}{i}");
+            let c = login(node.addr, &name);
+            for other in &mut clients {
+                other.expect(&format!("* {name} joined lobby"));
+            }
+            clients.push(c);
+        }
+    }
+    let barrier = Arc::new(Barrier::new(clients.len()));
+    let threads: Vec<_> = clients
+        .into_iter()
+        .map(|mut c| {
+            let barrier = Arc::clone(&barrier);
+            thread::spawn(move || {
+                barrier.wait();
+                if c.name.starts_with('s') {
+                    let batch: String = (0..LINES).map(|j| format!("{} {j}\n", c.name)).collect();
+                    c.send_raw(batch.as_bytes());
+                }
+                let mut got = Vec::with_capacity(3 * LINES);
+                while got.len() < 3 * LINES {
+                    got.push(c.read_line().expect("EOF while reading the chat"));
+                }
+                (c.name.clone(), got)
+            })
+        })
+        .collect();
+    let results: Vec<(String, Vec<String>)> = threads
+        .into_iter()
+        .map(|t| t.join().expect("client thread"))
+        .collect();
+
+    let (first_name, first) = &results[0];
+    for (name, got) in &results {
+        // Same sequence for everyone.
+        assert!(
+            got == first,
+            "{name} and {first_name} differ; first difference at {:?}",
+            got.iter().zip(first).position(|(x, y)| x != y)
+        );
+    }
+    // Each sender's lines, all of them, once, in the order sent.
+    for s in ["s0", "s1", "s2"] {
+        let mine: Vec<&String> = first
+            .iter()
+            .filter(|l| l.starts_with(&format!("{s}: ")))
+            .collect();
+        let want: Vec<String> = (0..LINES).map(|j| format!("{s}: {s} {j}")).collect();
+        assert_eq!(mine.len(), LINES, "{s}'s lines");
+        assert!(
+            mine.iter().zip(&want).all(|(g, w)| *g == w),
+            "{s}'s lines out of order or changed"
+        );
+    }
+    assert_eq!(first.len(), 3 * LINES);
+}
+
+/// Two clients on two nodes send the same name (in different case) at the
+/// same moment, many times over: each time exactly one gets it, and the
+/// other is told it is taken and asked again.
+#[test]
+fn simultaneous_name_claims_have_one_winner() {
+    const ROUNDS: usize = 40;
+    let redis = RedisServer::start();
+    let a = start_node(&redis, "claim-a");
+    let b = start_node(&redis, "claim-b");
+    // Both nodes have reached Redis before the races start.
+    for (node, name) in [(&a, "warmup_a"), (&b, "warmup_b")] {
+        let mut c = login(node.addr, name);
+        c.send("/quit");
+        c.expect(&format!("* {name} left (quit)"));
+        c.expect_eof();
+    }
+    let mut wins = [0usize; 2];
+    for round in 0..ROUNDS {
+        let names = [format!("Claim{round}"), format!("cLAIM{round}")];
+        let barrier = Arc::new(Barrier::new(2));
+        let threads: Vec<_> = [a.addr, b.addr]
+            .into_iter()
+            .zip(names.clone())
+            .map(|(addr, name)| {
+                let barrier = Arc::clone(&barrier);
+                thread::spawn(move || {
+                    let mut c = Client::connect(addr);
+                    c.name = name.clone();
+                    c.expect_prompt();
+                    barrier.wait();
+                    c.send(&name);
+                    let first = c.read_line().expect("an answer to the name");
+                    (c, first)
+                })
+            })
+            .collect();
+        let mut answers: Vec<(Client, String)> = threads
+            .into_iter()
+            .map(|t| t.join().expect("claim thread"))
+            .collect();
+        let winners: Vec<usize> = (0..2)
+            .filter(|&i| answers[i].1 == format!("* {} joined lobby", names[i]))
+            .collect();
+        assert_eq!(
+            winners.len(),
+            1,
+            "round {round}: answers {:?}",
+            answers.iter().map(|(_, l)| l).collect::<Vec<_>>()
+        );
+        let w = winners[0];
+        let l = 1 - w;
+        wins[w] += 1;
+        assert_eq!(answers[l].1, format!("! name taken: {}", names[l]));
+        let (winner, loser) = if w == 0 {
+            let (x, y) = answers.split_at_mut(1);
+            (&mut x[0].0, &mut y[0].0)
+        } else {
+            let (x, y) = answers.split_at_mut(1);
+            (&mut y[0].0, &mut x[0].0)
+        };
+        loser.expect_prompt();
+        winner.expect(&welcome(&names[w]));
+        winner.expect(&format!("* lobby has 1 member: {}", names[w]));
+        // The loser can still pick another name; then both leave.
+        loser.send(&format!("other{round}"));
+        loser.expect(&format!("* other{round} joined lobby"));
+        winner.expect(&format!("* other{round} joined lobby"));
+        loser.expect(&welcome(&format!("other{round}")));
+        let mut sorted = [names[w].clone(), format!("other{round}")];
+        sorted.sort_by_key(|n| n.to_ascii_lowercase());
+        loser.expect(&format!(
+            "* lobby has 2 members: {}, {}",
+            sorted[0], sorted[1]
+        ));
+        winner.send("/quit");
+        winner.expect(&format!("* {} left (quit)", names[w]));
+        winner.expect_eof();
+        loser.expect(&format!("* {} left (quit)", names[w]));
+        loser.send("/quit");
+        loser.expect(&format!("* other{round} left (quit)"));
+        loser.expect_eof();
+    }
+    eprintln!("claims won: node a {}, node b {}", wins[0], wins[1]);
+}
+
+/// Redis killed mid-chat (with a line in flight) and restarted on the same
+/// port, empty: the line in flight is reported not sent, every client is
+/// told the chat is degraded, lines and names are refused meanwhile, then
+/// `* chat restored` and full service across nodes; nothing delivered
+/// before is delivered again.
+#[test]
+fn redis_restart_degrades_then_restores() {
+    let mut redis = RedisServer::start();
+    let a = start_node(&redis, "restart-a");
+    let b = start_node(&redis, "restart-b");
+    let mut alice = login(a.addr, "alice");
+    let mut bob = login(b.addr, "bob");
+    alice.expect("* bob joined lobby");
+    say(&mut alice, "before", "alice: before", &mut [&mut bob]);
+
+    // Frozen, Redis reads nothing: alice's line stays in flight. Node a
+    // writes its commands to Redis before it writes to clients in the same
+    // turn, so once alice has the answer to /help (sent with the line), the
+    // line has been written to Redis.
+    redis.freeze();
+    alice.send_raw(b"in flight\n/help who\n");
+    alice.expect("* /who: list your room's members (away ones marked)");
+    redis.kill();
+    alice.expect(NOT_SENT);
+    alice.expect(DEGRADED);
+    bob.expect(DEGRADED);
+
+    // Meanwhile: lines, commands that need Redis and names are refused;
+    // local commands still work.
+    alice.send("during the outage");
+    alice.expect(RECONNECTING);
+    bob.send("/who");
+    bob.expect(RECONNECTING);
+    bob.send("/msg alice are you there");
+    bob.expect(RECONNECTING);
+    alice.send("/help who");
+    alice.expect("* /who: list your room's members (away ones marked)");
+    let mut carol = Client::connect(b.addr);
+    carol.name = "carol".into();
+    carol.expect_prompt();
+    carol.send("carol");
+    carol.expect(RECONNECTING);
+    carol.expect_prompt();
+
+    redis.restart();
+    alice.expect(RESTORED);
+    bob.expect(RESTORED);
+
+    // Full service: a new client, chat and commands across nodes. Redis
+    // came back empty, so the lobby has no history to replay.
+    carol.send("carol");
+    carol.expect("* carol joined lobby");
+    assert_eq!(
+        rest_of_burst(&mut carol),
+        [
+            welcome("carol"),
+            "* lobby has 3 members: alice, bob, carol".into()
+        ]
+    );
+    alice.expect("* carol joined lobby");
+    bob.expect("* carol joined lobby");
+    say(
+        &mut bob,
+        "after",
+        "bob: after",
+        &mut [&mut alice, &mut carol],
+    );
+    say(
+        &mut alice,
+        "again",
+        "alice: again",
+        &mut [&mut bob, &mut carol],
+    );
+    bob.send("/msg alice welcome back");
+    bob.expect("[pm bob -> alice] welcome back");
+    alice.expect("[pm bob -> alice] welcome back");
+    // Nothing else was queued for anyone: each client's next line is its
+    // /who answer.
+    for c in [&mut alice, &mut bob, &mut carol] {
+        c.send("/who");
+        c.expect("* lobby has 3 members: alice, bob, carol");
+    }
+    assert_eq!(
+        redis
+            .cmd(&["LRANGE", "cr:h:lobby", "0", "-1"])
+            .strings()
+            .iter()
+            .map(|h| h.split_once('\t').expect("time TAB line").1.to_string())
+            .collect::<Vec<_>>(),
+        ["bob: after", "alice: again"]
+    );
+}
+
+/// Names, rooms and text shaped like RESP commands or like our payload
+/// fields: names and rooms are refused by the name rules, text with a
+/// control character is refused, all other text is delivered exactly as
+/// sent (chat, action, pm, topic, away, history), and Redis holds exactly
+/// the keys the chat made, with the text as data.
+#[test]
+fn injection_stays_data() {
+    let redis = RedisServer::start();
+    let a = start_node(&redis, "inj-a");
+    let b = start_node(&redis, "inj-b");
+    let mut alice = login(a.addr, "alice");
+
+    // Names: each refused (then the prompt again), nothing registered.
+    let mut m = Client::connect(b.addr);
+    m.name = "mallory".into();
+    m.expect_prompt();
+    for bad in [
+        "*3",
+        "$3",
+        "DEL cr:u:alice",
+        "cr:u:alice",
+        "a,b",
+        "1:S,",
+        "x$y",
+        ":0",
+        "alice\u{0}",
+    ] {
+        m.send(bad);
+        let want = if bad.contains('\u{0}') {
+            CONTROL
+        } else {
+            INVALID_NAME
+        };
+        m.expect(want);
+        m.expect_prompt();
+    }
+    // A bare \r inside a line is a control character; RESP framing sent
+    // whole splits into lines at \n, each refused as a name.
+    m.send_raw(b"a\rb\n");
+    m.expect(CONTROL);
+    m.expect_prompt();
+    m.send_raw(b"*1\r\n$4\r\n$-1\r\n:0\r\n+OK\r\n");
+    for _ in 0..5 {
+        m.expect(INVALID_NAME);
+        m.expect_prompt();
+    }
+    // Until the node has reached Redis, a name is answered "reconnecting".
+    let mut answer = String::new();
+    let deadline = Instant::now() + LINE_TIMEOUT;
+    while answer != "* mallory joined lobby" {
+        assert!(Instant::now() < deadline, "node b did not reach Redis");
+        m.send("mallory");
+        answer = m.read_line().expect("an answer to the name");
+        if answer == RECONNECTING {
+            m.expect_prompt();
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+    assert_eq!(
+        rest_of_burst(&mut m),
+        [
+            welcome("mallory"),
+            "* lobby has 2 members: alice, mallory".into()
+        ]
+    );
+    alice.expect("* mallory joined lobby");
+
+    // Rooms and new names follow the name rules.
+    for bad in ["*3", "a:b", "cr:r:lobby", "x,y", "$4", "x:y\r\nDEL"] {
+        m.send(&format!("/join {bad}"));
+        if bad.contains('\r') {
+            // Sent as two lines: a bad room, then a chat line "DEL".
+            m.expect(&format!(
+                "! invalid room name: {}",
+                bad.split('\r').next().unwrap()
+            ));
+            m.expect("mallory: DEL");
+            alice.expect("mallory: DEL");
+        } else {
+            m.expect(&format!("! invalid room name: {bad}"));
+        }
+    }
+    m.send_raw(b"/join a\rb\n");
+    m.expect(CONTROL);
+    m.send("/nick cr:u:alice");
+    m.expect(INVALID_NAME);
+    m.send("/nick $3 DEL");
+    m.expect(INVALID_NAME);
+
+    // Text is data: delivered exactly as sent.
+    let long = "1:x,".repeat(1000);
+    let texts = [
+        "*3 $3 DEL $10 cr:u:alice",
+        "1:S,5:alice,",
+        "0:,",
+        "99999999999999999999:x,",
+        "a: b, c:d $-1 :0 +OK -ERR",
+        "cr:r:lobby cr:n:inj-a",
+        "tab\there",
+        "ünïcødé ✓ 中文 👍",
+        "%s %d {} \\ \" ' -- ]] [[ local x = 1",
+        long.as_str(),
+    ];
+    for text in texts {
+        let want = format!("mallory: {text}");
+        say(&mut m, text, &want, &mut [&mut alice]);
+    }
+    // A CRLF line end is framing; a bare CR in the text is refused.
+    m.send_raw(b"crlf\r\n");
+    m.expect("mallory: crlf");
+    alice.expect("mallory: crlf");
+    m.send_raw(b"*3\r$3\rDEL\n");
+    m.expect(CONTROL);
+    say(
+        &mut m,
+        "/me says $5 :x, 1:S,",
+        "+ mallory says $5 :x, 1:S,",
+        &mut [&mut alice],
+    );
+    m.send("/msg alice 2:P,9:x,*1\t$3");
+    m.expect("[pm mallory -> alice] 2:P,9:x,*1\t$3");
+    alice.expect("[pm mallory -> alice] 2:P,9:x,*1\t$3");
+    m.send("/topic *2 $3 DEL $8 cr:rooms 1:T,");
+    m.expect("* mallory set the topic for lobby: *2 $3 DEL $8 cr:rooms 1:T,");
+    alice.expect("* mallory set the topic for lobby: *2 $3 DEL $8 cr:rooms 1:T,");
+    m.send("/away $-1 ,: 0:,");
+    m.expect("* you are away: $-1 ,: 0:,");
+    m.send("/who");
+    m.expect("* lobby has 2 members: alice, mallory (away)");
+    alice.send("/msg mallory hi");
+    alice.expect("[pm alice -> mallory] hi");
+    alice.expect("* mallory is away: $-1 ,: 0:,");
+    m.expect("[pm alice -> mallory] hi");
+
+    // Redis holds exactly the chat's keys, the text as data.
+    let keys: BTreeSet<String> = redis.cmd(&["KEYS", "*"]).strings().into_iter().collect();
+    let want: BTreeSet<String> = [
+        "cr:alive:inj-a",
+        "cr:alive:inj-b",
+        "cr:h:lobby",
+        "cr:m:lobby",
+        "cr:nm:inj-a",
+        "cr:nm:inj-b",
+        "cr:nodes",
+        "cr:rooms",
+        "cr:t:lobby",
+        "cr:u:alice",
+        "cr:u:mallory",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    assert_eq!(keys, want);
+    assert_eq!(
+        redis.cmd(&["ZRANGE", "cr:m:lobby", "0", "-1"]).strings(),
+        ["alice", "mallory"]
+    );
+    assert_eq!(
+        redis.cmd(&["GET", "cr:t:lobby"]).text(),
+        "*2 $3 DEL $8 cr:rooms 1:T,"
+    );
+    assert_eq!(
+        redis.cmd(&["HGET", "cr:u:mallory", "away"]).text(),
+        "$-1 ,: 0:,"
+    );
+    assert_eq!(redis.cmd(&["HGET", "cr:u:alice", "name"]).text(), "alice");
+    assert_eq!(redis.cmd(&["SCARD", "cr:nodes"]), Resp::Int(2));
+    let history: Vec<String> = redis
+        .cmd(&["LRANGE", "cr:h:lobby", "0", "-1"])
+        .strings()
+        .iter()
+        .map(|h| h.split_once('\t').expect("time TAB line").1.to_string())
+        .collect();
+    let mut said: Vec<String> = vec!["mallory: DEL".into()];
+    said.extend(texts.iter().map(|t| format!("mallory: {t}")));
+    said.push("mallory: crlf".into());
+    said.push("+ mallory says $5 :x, 1:S,".into());
+    assert_eq!(history, said);
+
+    // And a joiner on the other node gets it all back, exactly.
+    let (_carol, burst) = register(a.addr, "carol");
+    let mut want = vec![
+        "* carol joined lobby".to_string(),
+        welcome("carol"),
+        "* topic for lobby: *2 $3 DEL $8 cr:rooms 1:T,".into(),
+    ];
+    want.extend(said.iter().map(|l| format!("# TS {l}")));
+    want.push("* lobby has 3 members: alice, carol, mallory (away)".into());
+    assert_eq!(burst, want);
+}
