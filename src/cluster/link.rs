@@ -48,8 +48,11 @@ impl RedisConn {
         })
     }
 
-    /// Stops polling it (the socket closes when it is dropped).
+    /// Stops polling it (the socket closes when it is dropped). What is
+    /// still queued is dropped unsent: the bus has failed it already.
     pub fn close(mut self, registry: &Registry) {
+        self.out.clear();
+        self.sent = 0;
         let _ = registry.deregister(&mut self.sock);
     }
 
@@ -156,6 +159,27 @@ impl RedisConn {
             self.writable = want;
         }
         Ok(())
+    }
+}
+
+impl Drop for RedisConn {
+    /// Writes what is still queued before the socket closes. When the
+    /// server stops, its last clients' LEAVEs are queued in the very turn
+    /// that ends the loop, so no flush follows; without this their rooms
+    /// would hear `(node lost)` seconds later and their names stay held.
+    /// Best effort: the socket is non-blocking and nothing waits for it.
+    fn drop(&mut self) {
+        if !self.connected {
+            return;
+        }
+        while self.sent < self.out.len() {
+            match self.sock.write(&self.out[self.sent..]) {
+                Ok(0) => break,
+                Ok(n) => self.sent += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
     }
 }
 
