@@ -514,3 +514,286 @@ fn bad_flags_are_named_with_exit_status_2() {
         assert_eq!(text(&out.stdout), "");
     }
 }
+
+/// The real server binary, with the listeners `args` ask for; killed when
+/// dropped. Its stderr is drained on a thread for the whole run.
+struct ServerBin {
+    child: Child,
+    /// Each listener's address by its log label: `plain`, `tls`, `http`, `https`.
+    listeners: Vec<(String, SocketAddr)>,
+}
+
+impl ServerBin {
+    /// Starts `chatroom` with `args` and waits until each listener in
+    /// `kinds` has logged `listening (kind) on ADDR`.
+    #[track_caller]
+    fn start(args: &[&str], kinds: &[&str]) -> ServerBin {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chatroom"))
+            .args(args)
+            .args(["--flood-rate", "0", "--log-level", "info"])
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn chatroom");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { return };
+                let Some(rest) = line.split("listening ").nth(1) else {
+                    continue;
+                };
+                // `on ADDR` (plain) or `(kind) on ADDR`
+                let (kind, addr) = match rest.strip_prefix('(') {
+                    Some(r) => r.split_once(") on ").unwrap_or(("?", "")),
+                    None => ("plain", rest.trim_start_matches("on ")),
+                };
+                if let Ok(addr) = addr.trim().parse::<SocketAddr>() {
+                    let _ = tx.send((kind.to_string(), addr));
+                }
+            }
+        });
+        let mut server = ServerBin {
+            child,
+            listeners: Vec::new(),
+        };
+        while !kinds
+            .iter()
+            .all(|k| server.listeners.iter().any(|(l, _)| l == k))
+        {
+            match rx.recv_timeout(Duration::from_secs(10)) {
+                Ok(l) => server.listeners.push(l),
+                Err(_) => panic!("chatroom {args:?} did not log its listeners {kinds:?}"),
+            }
+        }
+        server
+    }
+
+    /// The port of listener `kind`.
+    #[track_caller]
+    fn port(&self, kind: &str) -> u16 {
+        self.listeners
+            .iter()
+            .find(|(k, _)| k == kind)
+            .unwrap_or_else(|| panic!("no {kind} listener"))
+            .1
+            .port()
+    }
+}
+
+impl Drop for ServerBin {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A server binary with TLS (chat and web) on free ports, serving a
+/// certificate from a fresh throwaway CA.
+fn tls_server(pki: &common::tls::Pki) -> ServerBin {
+    let (cert, key) = (pki.cert.to_str().unwrap(), pki.key.to_str().unwrap());
+    ServerBin::start(
+        &[
+            "--port",
+            "0",
+            "--tls-cert",
+            cert,
+            "--tls-key",
+            key,
+            "--tls-port",
+            "0",
+            "--http-port",
+            "0",
+            "--https-port",
+            "0",
+        ],
+        &["plain", "tls", "http", "https"],
+    )
+}
+
+/// Runs the tool with `args` (and `--json --quiet`), asserts it succeeded
+/// without errors over `transport`, and returns its JSON.
+#[track_caller]
+fn run_ok(transport: &str, args: &[&str]) -> String {
+    let mut all = args.to_vec();
+    all.extend(["--json", "--quiet", "--timeout", "30"]);
+    let out = loadtest(&all);
+    let json = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "loadtest {args:?} failed ({}): {json}\n{}",
+        out.status,
+        text(&out.stderr)
+    );
+    assert!(
+        json.contains(&format!("\"transport\":\"{transport}\"")),
+        "{json}"
+    );
+    assert_eq!(json_num(&json, "errors"), 0.0, "{json}");
+    json
+}
+
+/// Over TLS (the real binary, a generated certificate checked against its
+/// CA, for the address given in --addr) every delivery is counted.
+#[test]
+fn tls_run_counts_every_delivery() {
+    let pki = common::tls::Pki::new("loadtest test CA");
+    let server = tls_server(&pki);
+    let addr = format!("127.0.0.1:{}", server.port("tls"));
+    let json = run_ok(
+        "tls",
+        &[
+            "fanout",
+            "--tls",
+            "--ca",
+            pki.ca.to_str().unwrap(),
+            "--addr",
+            &addr,
+            "--clients",
+            "30",
+            "--senders",
+            "3",
+            "--messages",
+            "10",
+        ],
+    );
+    assert_eq!(json_num(&json, "expected"), 900.0, "{json}");
+    assert_eq!(json_num(&json, "received"), 900.0, "{json}");
+}
+
+/// A certificate the tool cannot verify (its CA not trusted, or another
+/// name) fails the run at once, saying why, exit 1.
+#[test]
+fn tls_that_cannot_be_verified_fails_fast() {
+    let pki = common::tls::Pki::new("loadtest test CA");
+    let other = common::tls::Pki::new("another CA");
+    let server = tls_server(&pki);
+    let port = server.port("tls");
+    let addr = format!("127.0.0.1:{port}");
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--ca", other.ca.to_str().unwrap()],
+            "TLS: invalid peer certificate: UnknownIssuer",
+        ),
+        (
+            &[
+                "--ca",
+                pki.ca.to_str().unwrap(),
+                "--server-name",
+                "example.com",
+            ],
+            "TLS: invalid peer certificate: certificate not valid for name \"example.com\"",
+        ),
+    ];
+    for (extra, want) in cases {
+        let mut args = vec!["fanout", "--tls", "--addr", &addr, "--clients", "5"];
+        args.extend_from_slice(extra);
+        let out = loadtest(&args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{extra:?}: {stderr}");
+        assert!(
+            stderr.starts_with(&format!(
+                "loadtest: cannot connect to 127.0.0.1:{port}: {want}"
+            )),
+            "{extra:?}: {stderr}"
+        );
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+}
+
+/// Over WebSocket (`GET /ws` on the web port, a masked text frame per
+/// line) an open-loop run loses nothing.
+#[test]
+fn websocket_run_counts_every_delivery() {
+    let server = ServerBin::start(&["--port", "0", "--http-port", "0"], &["plain", "http"]);
+    let addr = format!("127.0.0.1:{}", server.port("http"));
+    let json = run_ok(
+        "ws",
+        &[
+            "latency",
+            "--ws",
+            "--addr",
+            &addr,
+            "--clients",
+            "20",
+            "--senders",
+            "2",
+            "--rate",
+            "200",
+            "--duration",
+            "1",
+        ],
+    );
+    assert_eq!(json_num(&json, "sent"), 200.0, "{json}");
+    assert_eq!(json_num(&json, "received"), 4000.0, "{json}");
+}
+
+/// WebSocket over TLS (the https port, the certificate checked for the
+/// name given by --server-name) with churn: clients leave and rejoin
+/// through the handshake and the upgrade, and the stayers lose nothing.
+#[test]
+fn websocket_over_tls_soak() {
+    let pki = common::tls::Pki::new("loadtest test CA");
+    let server = tls_server(&pki);
+    let addr = format!("127.0.0.1:{}", server.port("https"));
+    let json = run_ok(
+        "wss",
+        &[
+            "soak",
+            "--ws",
+            "--tls",
+            "--ca",
+            pki.ca.to_str().unwrap(),
+            "--server-name",
+            "localhost",
+            "--addr",
+            &addr,
+            "--clients",
+            "12",
+            "--senders",
+            "2",
+            "--churners",
+            "4",
+            "--churn",
+            "10",
+            "--rate",
+            "100",
+            "--duration",
+            "1",
+        ],
+    );
+    let sent = json_num(&json, "sent");
+    assert_eq!(json_num(&json, "received"), sent * 8.0, "{json}");
+    assert!(json_num(&json, "rejoins") >= 1.0, "{json}");
+}
+
+/// Clients spread over several addresses (here two names for one server)
+/// are each checked for every delivery.
+#[test]
+fn clients_spread_over_several_addresses() {
+    let server = start_with(test_config());
+    let port = server.addr.port();
+    let addrs = format!("127.0.0.1:{port},localhost:{port}");
+    let json = run_ok(
+        "tcp",
+        &[
+            "fanout",
+            "--addr",
+            &addrs,
+            "--clients",
+            "21",
+            "--senders",
+            "3",
+            "--messages",
+            "10",
+        ],
+    );
+    assert!(
+        json.contains(&format!("\"addr\":\"127.0.0.1:{port},")),
+        "{json}"
+    );
+    assert_eq!(json_num(&json, "received"), 630.0, "{json}");
+}

@@ -1,24 +1,31 @@
 //! The load tester's one event loop: a mio `Poll` over every client socket,
-//! paced connects, batched reads framed by the crate's `LineBuf`, and the
-//! senders' pre-encoded messages written straight after each event batch.
-//! It owns sockets and counting state; it does not decide what a scenario
-//! does or print anything (the scenarios drive it turn by turn).
+//! paced connects, batched reads framed by the crate's `LineBuf` (or, over
+//! WebSocket, by `ws::Decoder`), optionally through a rustls
+//! `ClientConnection` driven sans-I/O on the same non-blocking socket, and
+//! the senders' pre-encoded messages written straight after each event
+//! batch. It owns sockets and counting state; it does not decide what a
+//! scenario does or print anything (the scenarios drive it turn by turn).
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chatroom::framing::{Frame, LineBuf};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
+use rustls::pki_types::ServerName;
+use rustls::ClientConnection;
 use slab::Slab;
 use socket2::{Domain, Protocol, Socket, Type};
+use tungstenite::protocol::frame::coding::{Control, OpCode};
 
 use crate::payload::{self, Template, PROBE_SENDER};
 use crate::tally::{Seen, Tally};
 use crate::wire::{Decoder, Event, Target};
+use crate::ws;
 
 /// Longest line we buffer while framing; far above any line we send or expect.
 const MAX_LINE_BYTES: usize = 64 * 1024;
@@ -39,6 +46,17 @@ pub struct Endpoint {
     pub addr: SocketAddr,
     /// The host as given (a name or an address literal), for messages.
     pub host: String,
+}
+
+impl Endpoint {
+    /// `host:port` as an HTTP `Host:` header wants it (IPv6 in brackets).
+    pub fn host_header(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.addr.port())
+        } else {
+            format!("{}:{}", self.host, self.addr.port())
+        }
+    }
 }
 
 impl std::fmt::Display for Endpoint {
@@ -99,13 +117,31 @@ pub struct Options {
     pub connect_batch: usize,
     /// A prefix making this run's names unique on a server shared with other runs.
     pub name_prefix: String,
+    /// Every connection over TLS, if set.
+    pub tls: Option<Tls>,
+    /// Every client over WebSocket (`GET /ws`), one text frame per line.
+    pub ws: bool,
 }
 
 impl Options {
     /// How clients reach the server, for reports.
     pub fn transport_name(&self) -> &'static str {
-        "tcp"
+        match (self.tls.is_some(), self.ws) {
+            (false, false) => "tcp",
+            (true, false) => "tls",
+            (false, true) => "ws",
+            (true, true) => "wss",
+        }
     }
+}
+
+/// How to speak TLS to the endpoints.
+#[derive(Debug, Clone)]
+pub struct Tls {
+    /// Trust roots and protocol versions, shared by every session.
+    pub config: Arc<rustls::ClientConfig>,
+    /// The name to verify each endpoint's certificate against, by index.
+    pub names: Vec<ServerName<'static>>,
 }
 
 /// What the senders do after each event batch.
@@ -145,8 +181,15 @@ struct Conn {
     ep: usize,
     /// True for a Redis PUBLISH connection, which receives only replies.
     publisher: bool,
-    /// The connect has completed.
+    /// The TCP connect has completed.
     connected: bool,
+    /// It can carry protocol lines: connected, and over TLS handshaken,
+    /// over WebSocket upgraded. Failures before this are failed connects.
+    established: bool,
+    /// The TLS session, if the run is over TLS: `out` is plaintext for it.
+    tls: Option<Box<ClientConnection>>,
+    /// The WebSocket state, if the run is over WebSocket.
+    ws: Option<WsLink>,
     /// Failed or closed by the peer; removed at the end of the event batch so
     /// a later event in the same batch never reaches a reused slot.
     dead: bool,
@@ -155,6 +198,26 @@ struct Conn {
     out_at: usize,
     lines: LineBuf,
     decoder: Decoder,
+}
+
+/// One WebSocket client connection's state.
+#[derive(Debug)]
+struct WsLink {
+    /// The key of our upgrade request, to check the answer against.
+    key: String,
+    /// The `101` has come: what follows is frames.
+    upgraded: bool,
+    /// The answer's head so far, until it is complete.
+    head: Vec<u8>,
+    frames: ws::Decoder,
+    /// The mask of this connection's own frames (its name, pongs).
+    mask: [u8; 4],
+}
+
+/// A WebSocket mask for the `n`-th use: no zero byte, so a server that
+/// forgot to unmask would see garbage.
+fn ws_mask(n: u64) -> [u8; 4] {
+    ((n as u32).wrapping_mul(0x9e37_79b9) | 0x0101_0101).to_le_bytes()
 }
 
 /// One simulated user.
@@ -251,9 +314,8 @@ pub struct State {
 
 impl State {
     /// Counts a connection that could not be opened to endpoint `ep`.
-    fn connect_failed(&mut self, ep: usize, e: &io::Error) {
+    fn connect_failed(&mut self, ep: usize, why: String) {
         self.c.connect_errors += 1;
-        let why = describe(e);
         self.reach[ep]
             .first_error
             .get_or_insert_with(|| why.clone());
@@ -379,6 +441,8 @@ pub struct Driver {
     /// Round-robin position in `opts.src_ips`.
     next_src: usize,
     opts: Options,
+    /// WebSocket connections opened so far (for their keys and masks).
+    ws_opened: u64,
     /// Probe messages (tutorial), sent by client 0.
     probe: Template,
     probes_sent: u32,
@@ -408,7 +472,11 @@ impl Driver {
             .enumerate()
             .map(|(i, &client)| Sender {
                 client,
-                template: target.template(opts.line_bytes, i as u32),
+                template: target.template(
+                    opts.line_bytes,
+                    i as u32,
+                    opts.ws.then(|| ws_mask(i as u64)),
+                ),
                 sent: 0,
                 confirmed: 0,
                 next_due_ns: 0,
@@ -427,7 +495,8 @@ impl Driver {
             closing: Vec::new(),
             queue: VecDeque::new(),
             next_src: 0,
-            probe: target.template(opts.line_bytes, PROBE_SENDER),
+            ws_opened: 0,
+            probe: target.template(opts.line_bytes, PROBE_SENDER, None),
             probes_sent: 0,
             mode: SendMode::Off,
             st: State {
@@ -532,7 +601,7 @@ impl Driver {
         for key in keys.into_iter().flatten() {
             let mut conn = self.conns.remove(key);
             self.st.reach[conn.ep].open -= 1;
-            if conn.publisher && conn.connected {
+            if conn.publisher && conn.established {
                 self.st.publishers -= 1;
             }
             // Deregistering can only fail if it was never registered; the
@@ -560,7 +629,7 @@ impl Driver {
         let bytes = self.probe.stamp(self.probes_sent, now);
         self.probes_sent += 1;
         if let Some(conn) = self.conns.get_mut(key) {
-            if conn.connected {
+            if conn.established {
                 conn.out.extend_from_slice(bytes);
                 self.flush(key);
             }
@@ -709,7 +778,7 @@ impl Driver {
                     self.st.inflight += 1;
                 }
                 Err(e) => {
-                    self.st.connect_failed(ep, &e);
+                    self.st.connect_failed(ep, describe(&e));
                     continue;
                 }
             }
@@ -717,7 +786,7 @@ impl Driver {
             if self.opts.target.has_publishers() && is_sender {
                 match self.open_conn(client, ep, true) {
                     Ok(key) => self.st.clients[client].publ = Some(key),
-                    Err(e) => self.st.connect_failed(ep, &e),
+                    Err(e) => self.st.connect_failed(ep, describe(&e)),
                 }
             }
         }
@@ -744,6 +813,25 @@ impl Driver {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(e),
         }
+        let tls = match &self.opts.tls {
+            Some(t) => {
+                let name = t.names[ep].clone();
+                let session = ClientConnection::new(Arc::clone(&t.config), name)
+                    .map_err(|e| io::Error::other(format!("TLS: {e}")))?;
+                Some(Box::new(session))
+            }
+            None => None,
+        };
+        let ws = (self.opts.ws && !publisher).then(|| {
+            self.ws_opened += 1;
+            WsLink {
+                key: ws::key(self.ws_opened),
+                upgraded: false,
+                head: Vec::new(),
+                frames: ws::Decoder::default(),
+                mask: ws_mask(self.ws_opened),
+            }
+        });
         let mut stream = TcpStream::from_std(std::net::TcpStream::from(sock));
         let entry = self.conns.vacant_entry();
         let key = entry.key();
@@ -761,6 +849,9 @@ impl Driver {
             ep,
             publisher,
             connected: false,
+            established: false,
+            tls,
+            ws,
             dead: false,
             out: Vec::new(),
             out_at: 0,
@@ -792,7 +883,7 @@ impl Driver {
             };
             if let Some(e) = err {
                 let ep = conn.ep;
-                self.st.connect_failed(ep, &e);
+                self.st.connect_failed(ep, describe(&e));
                 self.kill(key);
                 return;
             }
@@ -806,10 +897,32 @@ impl Driver {
         }
     }
 
+    /// The TCP connect completed: start the TLS handshake and the
+    /// WebSocket upgrade as the run asks (both go out in the first flush:
+    /// rustls holds the request until the handshake is done), or, on plain
+    /// TCP, register at once.
     fn connected(&mut self, key: usize) {
         let conn = &mut self.conns[key];
         conn.connected = true;
         self.st.c.connected += 1;
+        if let Some(link) = &conn.ws {
+            let host = self.opts.endpoints[conn.ep].host_header();
+            conn.out
+                .extend_from_slice(&ws::upgrade_request(&host, &link.key));
+        } else if conn.tls.is_none() {
+            self.established(key);
+        }
+        self.flush(key);
+    }
+
+    /// The connection can carry protocol lines now: its endpoint is up,
+    /// and a client's connection sends its registration.
+    fn established(&mut self, key: usize) {
+        let conn = &mut self.conns[key];
+        if conn.established {
+            return;
+        }
+        conn.established = true;
         self.st.reach[conn.ep]
             .up_since
             .get_or_insert_with(Instant::now);
@@ -817,18 +930,26 @@ impl Driver {
             self.st.publishers += 1;
             return;
         }
-        let client = conn.client;
-        let target = self.opts.target;
+        let name = &self.st.clients[conn.client].name;
+        let mask = conn.ws.as_ref().map(|l| l.mask);
         conn.out
-            .extend_from_slice(&target.register_bytes(&self.st.clients[client].name));
+            .extend_from_slice(&self.opts.target.register_bytes(name, mask));
         self.flush(key);
+    }
+
+    /// Reads what the socket has and counts every line in it.
+    /// `closed`: the event already reported the peer's FIN or an error.
+    fn read_ready(&mut self, key: usize, closed: bool) {
+        match self.conns.get(key) {
+            Some(conn) if conn.tls.is_some() => self.read_tls(key),
+            Some(_) => self.read_plain(key, closed),
+            None => {}
+        }
     }
 
     /// Reads until the socket is drained, framing lines straight out of the
     /// shared buffer and counting each one.
-    /// `closed`: the event already reported the peer's FIN or an error, so
-    /// no further edge will come and the socket must be read to the end.
-    fn read_ready(&mut self, key: usize, closed: bool) {
+    fn read_plain(&mut self, key: usize, closed: bool) {
         loop {
             let Some(conn) = self.conns.get_mut(key) else {
                 return;
@@ -837,35 +958,15 @@ impl Driver {
                 Ok(0) => {
                     let name = &self.st.clients[conn.client].name;
                     let why = format!("server closed the connection of {name}");
-                    self.dropped(key, why);
+                    self.broken(key, why);
                     return;
                 }
                 Ok(n) => {
                     let now = self.st.now_ns();
-                    let Conn {
-                        lines,
-                        decoder,
-                        client,
-                        publisher,
-                        ..
-                    } = conn;
-                    let (client, publisher) = (*client, *publisher);
-                    let st = &mut self.st;
-                    // The tutorial's prompt has no newline, so it is looked
-                    // for in the raw bytes. It is sent once the server has
-                    // accepted us, which is what connect pacing must wait for:
-                    // a completed handshake only means we sit in its backlog
-                    // of 5.
-                    if st.target == Target::Tutorial
-                        && !st.clients[client].registered
-                        && memchr::memmem::find(&self.rbuf[..n], b"NAME").is_some()
-                    {
-                        st.registered(client, now);
+                    let took = take(&mut self.st, conn, &self.rbuf[..n], now);
+                    if !self.after_take(key, took) {
+                        return;
                     }
-                    lines.push(&self.rbuf[..n], MAX_LINE_BYTES, &mut |f| match f {
-                        Frame::Line(line) => st.on_line(client, publisher, decoder, line, now),
-                        Frame::TooLong => st.c.malformed += 1,
-                    });
                     // A short read on a stream socket means its receive queue
                     // is empty now; data or a FIN arriving later raises a new
                     // edge. So the extra read that would only say WouldBlock
@@ -878,15 +979,104 @@ impl Driver {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    self.dropped(key, format!("read: {}", describe(&e)));
+                    self.broken(key, format!("read: {}", describe(&e)));
                     return;
                 }
             }
         }
     }
 
+    /// Reads TLS records until the socket is drained (`WouldBlock` from
+    /// `read_tls`: only the transport can say so, since rustls may hold
+    /// plaintext after a short read), decrypting and counting as it goes,
+    /// and writes whatever the session wants to send back (the client's
+    /// handshake flights, alerts).
+    fn read_tls(&mut self, key: usize) {
+        loop {
+            let Some(conn) = self.conns.get_mut(key) else {
+                return;
+            };
+            let Some(mut tls) = conn.tls.take() else {
+                return;
+            };
+            let mut eof = false;
+            let step = match tls.read_tls(&mut conn.sock) {
+                Ok(0) => {
+                    eof = true;
+                    Ok(())
+                }
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    conn.tls = Some(tls);
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    conn.tls = Some(tls);
+                    continue;
+                }
+                Err(e) => Err(format!("read: {}", describe(&e))),
+            };
+            let step = step.and_then(|()| {
+                tls.process_new_packets().map_err(|e| {
+                    // Our alert, best effort, as any client would send it.
+                    let _ = tls.write_tls(&mut conn.sock);
+                    format!("TLS: {e}")
+                })
+            });
+            let handshaken =
+                step.is_ok() && !conn.established && conn.ws.is_none() && !tls.is_handshaking();
+            let mut took = step.map(|_| Took::default());
+            while let Ok(so_far) = &took {
+                let so_far = *so_far;
+                match tls.reader().read(&mut self.rbuf) {
+                    Ok(0) => {
+                        eof = true; // the server's close_notify
+                        break;
+                    }
+                    Ok(n) => {
+                        let now = self.st.now_ns();
+                        took = take(&mut self.st, conn, &self.rbuf[..n], now).map(|t| t.or(so_far));
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => took = Err(format!("read: {e}")),
+                }
+            }
+            conn.tls = Some(tls);
+            if handshaken {
+                self.established(key);
+            }
+            if took.is_ok() && eof {
+                let name = &self.st.clients[conn_client(&self.conns, key)].name;
+                took = Err(format!("server closed the connection of {name}"));
+            }
+            if !self.after_take(key, took) {
+                return;
+            }
+            self.flush(key);
+        }
+    }
+
+    /// Acts on what [`take`] found; false if the connection broke.
+    fn after_take(&mut self, key: usize, took: Result<Took, String>) -> bool {
+        match took {
+            Err(why) => {
+                self.broken(key, why);
+                false
+            }
+            Ok(t) => {
+                if t.upgraded {
+                    self.established(key);
+                }
+                if t.queued {
+                    self.flush(key);
+                }
+                true
+            }
+        }
+    }
+
     /// Writes what is queued until done or the socket is full (its writable
-    /// edge brings us back).
+    /// edge brings us back): through the TLS session if there is one.
     fn flush(&mut self, key: usize) {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
@@ -894,30 +1084,39 @@ impl Driver {
         if conn.dead || !conn.connected {
             return;
         }
-        while conn.out_at < conn.out.len() {
-            match conn.sock.write(&conn.out[conn.out_at..]) {
-                Ok(0) => {
-                    self.dropped(key, "write: the socket took nothing".into());
-                    return;
-                }
-                Ok(n) => conn.out_at += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    // Keep the backlog from growing without bound at its front.
-                    if conn.out_at > conn.out.len() / 2 {
-                        conn.out.drain(..conn.out_at);
-                        conn.out_at = 0;
-                    }
-                    return;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.dropped(key, format!("write: {}", describe(&e)));
-                    return;
-                }
-            }
+        let Conn {
+            sock,
+            tls,
+            out,
+            out_at,
+            ..
+        } = conn;
+        let result = match tls {
+            Some(tls) => write_tls(sock, tls, out, out_at),
+            None => write_plain(sock, out, out_at),
+        };
+        if let Err(why) = result {
+            self.broken(key, why);
         }
-        conn.out.clear();
-        conn.out_at = 0;
+    }
+
+    /// A connection failed. Before it was established that is a failed
+    /// connect (a server that never lets one through is down); after, the
+    /// server dropped it.
+    fn broken(&mut self, key: usize, why: String) {
+        let Some(conn) = self.conns.get(key) else {
+            return;
+        };
+        if conn.dead {
+            return;
+        }
+        if conn.established {
+            self.dropped(key, why);
+        } else {
+            let ep = conn.ep;
+            self.st.connect_failed(ep, why);
+            self.kill(key);
+        }
     }
 
     /// Counts a connection the server closed or broke, and kills it.
@@ -947,7 +1146,7 @@ impl Driver {
         let cl = &mut self.st.clients[conn.client];
         if conn.publisher {
             cl.publ = None;
-            if conn.connected {
+            if conn.established {
                 self.st.publishers -= 1;
             }
         } else {
@@ -1015,7 +1214,7 @@ impl Driver {
         let Some(conn) = key.and_then(|k| self.conns.get_mut(k)) else {
             return; // not connected: the message is not sent and not expected
         };
-        if conn.dead || !conn.connected {
+        if conn.dead || !conn.established {
             return;
         }
         for k in 0..n {
@@ -1059,6 +1258,167 @@ pub fn describe(e: &io::Error) -> String {
                 None => text,
             }
         }
+    }
+}
+
+/// The client a live connection belongs to.
+fn conn_client(conns: &Slab<Conn>, key: usize) -> usize {
+    conns[key].client
+}
+
+/// What received bytes led to, besides the lines counted.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Took {
+    /// The WebSocket upgrade completed: the connection is established.
+    upgraded: bool,
+    /// Bytes were queued to send back (pongs).
+    queued: bool,
+}
+
+impl Took {
+    fn or(self, other: Took) -> Took {
+        Took {
+            upgraded: self.upgraded || other.upgraded,
+            queued: self.queued || other.queued,
+        }
+    }
+}
+
+/// Hands `bytes` received on `conn` to its codec and counts each line;
+/// `Err` says how the server broke the protocol or ended the stream.
+fn take(st: &mut State, conn: &mut Conn, bytes: &[u8], now: u64) -> Result<Took, String> {
+    let Conn {
+        lines,
+        decoder,
+        client,
+        publisher,
+        ws,
+        out,
+        ..
+    } = conn;
+    let (client, publisher) = (*client, *publisher);
+    let mut took = Took::default();
+    let Some(link) = ws else {
+        // The tutorial's prompt has no newline, so it is looked for in the
+        // raw bytes. It is sent once the server has accepted us, which is
+        // what connect pacing must wait for: a completed handshake only
+        // means we sit in its backlog of 5.
+        if st.target == Target::Tutorial
+            && !st.clients[client].registered
+            && memchr::memmem::find(bytes, b"NAME").is_some()
+        {
+            st.registered(client, now);
+        }
+        lines.push(bytes, MAX_LINE_BYTES, &mut |f| match f {
+            Frame::Line(line) => st.on_line(client, publisher, decoder, line, now),
+            Frame::TooLong => st.c.malformed += 1,
+        });
+        return Ok(took);
+    };
+    let after_head: Vec<u8>;
+    let bytes = if link.upgraded {
+        bytes
+    } else {
+        link.head.extend_from_slice(bytes);
+        let Some(n) = ws::check_answer(&link.head, &link.key)? else {
+            return Ok(took);
+        };
+        link.upgraded = true;
+        took.upgraded = true;
+        after_head = link.head.split_off(n);
+        link.head = Vec::new();
+        &after_head[..]
+    };
+    let mask = link.mask;
+    let mut close = None;
+    link.frames.feed(bytes, |m| match m {
+        ws::Incoming::Text(line) => st.on_line(client, publisher, decoder, line, now),
+        ws::Incoming::Ping(payload) => {
+            ws::frame(OpCode::Control(Control::Pong), payload, mask, out);
+            took.queued = true;
+        }
+        ws::Incoming::Close(code) => close = Some(code),
+    })?;
+    match close {
+        None => Ok(took),
+        Some(code) => {
+            let name = &st.clients[client].name;
+            let code = code.map_or(String::new(), |c| format!(" ({c})"));
+            Err(format!("server closed the WebSocket of {name}{code}"))
+        }
+    }
+}
+
+/// Writes `out[*at..]` to the socket until done or it is full; `Err` says
+/// why the connection broke.
+fn write_plain(sock: &mut TcpStream, out: &mut Vec<u8>, at: &mut usize) -> Result<(), String> {
+    while *at < out.len() {
+        match sock.write(&out[*at..]) {
+            Ok(0) => return Err("write: the socket took nothing".into()),
+            Ok(n) => *at += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                compact(out, at);
+                return Ok(());
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("write: {}", describe(&e))),
+        }
+    }
+    out.clear();
+    *at = 0;
+    Ok(())
+}
+
+/// Hands `out[*at..]` to the TLS session as far as its buffer takes it and
+/// writes its records until done or the socket is full. Before the
+/// handshake is done rustls holds the plaintext; the handshake's end
+/// flushes again.
+fn write_tls(
+    sock: &mut TcpStream,
+    tls: &mut ClientConnection,
+    out: &mut Vec<u8>,
+    at: &mut usize,
+) -> Result<(), String> {
+    loop {
+        let before = *at;
+        while *at < out.len() {
+            match tls.writer().write(&out[*at..]) {
+                Ok(0) => break, // its buffer is full until records go out
+                Ok(n) => *at += n,
+                Err(e) => return Err(format!("TLS: {e}")),
+            }
+        }
+        let mut wrote = false;
+        while tls.wants_write() {
+            match tls.write_tls(sock) {
+                Ok(0) => return Err("write: the socket took nothing".into()),
+                Ok(_) => wrote = true,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    compact(out, at);
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(format!("write: {}", describe(&e))),
+            }
+        }
+        if *at == out.len() {
+            out.clear();
+            *at = 0;
+            return Ok(());
+        }
+        if *at == before && !wrote {
+            compact(out, at);
+            return Ok(()); // rustls waits (for the handshake): it will flush again
+        }
+    }
+}
+
+/// Drops the sent front of a backlog once it is over half of it, so the
+/// buffer does not grow without bound at its front.
+fn compact(out: &mut Vec<u8>, at: &mut usize) {
+    if *at > out.len() / 2 {
+        out.drain(..*at);
+        *at = 0;
     }
 }
 

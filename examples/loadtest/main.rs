@@ -7,6 +7,8 @@
 //! # Layout
 //! - `payload`: the fixed-width message stamp (sender, sequence, send time).
 //! - `wire`: per-target registration, framing and line decoding.
+//! - `ws`: WebSocket client framing: the upgrade, masked frames out,
+//!   the server's frames in.
 //! - `tally`: exact delivery counting and latency percentiles.
 //! - `driver`: the mio event loop over every client socket.
 //! - `scenario`: fanout, latency, connections and soak.
@@ -20,6 +22,7 @@ mod report;
 mod scenario;
 mod tally;
 mod wire;
+mod ws;
 
 use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -29,7 +32,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chatroom::cli::{self, Args, CliError};
-use driver::{Endpoint, Options};
+use chatroom::config::{DEFAULT_HTTPS_PORT, DEFAULT_HTTP_PORT, DEFAULT_TLS_PORT};
+use driver::{Endpoint, Options, Tls};
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, ServerName};
 use scenario::{Fatal, Plan, Scenario, Stop};
 use wire::Target;
 
@@ -52,8 +58,9 @@ FLAGS (each once; --flag value or --flag=value):
   --target T          chatroom (default), redis or tutorial
   --addr HOST[:PORT]  server address, a name or an IP ([v6]:PORT for IPv6);
                       the port defaults to the target's (chatroom 5550,
-                      redis 6379); several, comma-separated, spread the
-                      clients over them [default: 127.0.0.1]
+                      --tls 5551, --ws 8080, --ws --tls 8443; redis 6379);
+                      several, comma-separated, spread the clients over
+                      them, client i on address i mod n [default: 127.0.0.1]
   --port N            server port on 127.0.0.1 (instead of --addr)
   --clients N         clients in the room (fanout/latency 100, connections
                       10000, soak 200)
@@ -61,7 +68,8 @@ FLAGS (each once; --flag value or --flag=value):
                       soak 5; fewer if there are fewer clients)
   --messages M        messages per sender, fanout (2000)
   --window W          unconfirmed messages per sender, fanout (32)
-  --size B            bytes per line on the wire, newline included (64, min 36)
+  --size B            bytes per line on the wire, newline included (64, min
+                      36; over WebSocket the line without it, in one frame)
   --rate R            messages/s, all senders together (latency 20000, soak 500)
   --duration SECS     traffic time, latency (10) and soak (60)
   --churn PER_S       clients leaving and rejoining per second, soak (20)
@@ -75,6 +83,17 @@ FLAGS (each once; --flag value or --flag=value):
   --connect-batch N   connects in flight at once (256; tutorial 4)
   --timeout SECS      hard limit for the whole run (300, plus --duration)
   --drain-timeout S   stop waiting after this long without a delivery (5)
+
+TRANSPORTS (chatroom only; every scenario runs over any of them):
+  --tls               connect over TLS (the server's --tls-port)
+  --ca FILE           trust only the CA certificate(s) in this PEM file
+                      (default: the public web roots), with --tls
+  --server-name NAME  the name the certificate must have, with --tls
+                      [default: the host of each --addr]
+  --ws                connect over WebSocket (GET /ws on the server's
+                      --http-port; with --tls, its --https-port): one masked
+                      text frame per line
+
   --json              print every figure as one JSON object
   --csv               print every figure as CSV: a header line, a value line
   --quiet             no progress line
@@ -149,11 +168,21 @@ fn parse(argv: Vec<OsString>) -> Result<Command, CliError> {
     use Scenario::*;
 
     let target = a.value("--target", target)?.unwrap_or(Target::Chatroom);
+    let tls = a.switch("--tls");
+    let ws = a.switch("--ws");
+    let ca = a.value("--ca", |s| Ok::<_, String>(std::path::PathBuf::from(s)))?;
+    let server_name = a.value("--server-name", server_name)?;
+    let default_port = match (target, tls, ws) {
+        (Target::Chatroom, false, true) => DEFAULT_HTTP_PORT,
+        (Target::Chatroom, true, true) => DEFAULT_HTTPS_PORT,
+        (Target::Chatroom, true, false) => DEFAULT_TLS_PORT,
+        _ => target.default_port(),
+    };
     let json = a.switch("--json");
     let csv = a.switch("--csv");
     let quiet = a.switch("--quiet");
     let port = a.value("--port", cli::number(1..=u16::MAX))?;
-    let endpoints = a.value("--addr", endpoints(target.default_port()))?;
+    let endpoints = a.value("--addr", endpoints(default_port))?;
     let clients = a.value("--clients", cli::number(1..=1_000_000))?;
     let senders = only(
         &mut a,
@@ -206,6 +235,19 @@ fn parse(argv: Vec<OsString>) -> Result<Command, CliError> {
     if json && csv {
         return Err(CliError("--csv: cannot be combined with --json".into()));
     }
+    if target != Target::Chatroom && (tls || ws) {
+        let flag = if tls { "--tls" } else { "--ws" };
+        return Err(CliError(format!(
+            "{flag}: only the chatroom target speaks TLS and WebSocket (--target is {})",
+            target.name()
+        )));
+    }
+    if !tls && ca.is_some() {
+        return Err(CliError("--ca: only with --tls".into()));
+    }
+    if !tls && server_name.is_some() {
+        return Err(CliError("--server-name: only with --tls".into()));
+    }
     if target == Target::Tutorial && matches!(sc, Connections | Soak) {
         // Every client is a Python thread, and a closed client makes its
         // thread spin forever: thousands of connections or churn would only
@@ -225,10 +267,29 @@ fn parse(argv: Vec<OsString>) -> Result<Command, CliError> {
         (None, port) => vec![Endpoint {
             addr: SocketAddr::new(
                 IpAddr::V4(Ipv4Addr::LOCALHOST),
-                port.unwrap_or(target.default_port()),
+                port.unwrap_or(default_port),
             ),
             host: Ipv4Addr::LOCALHOST.to_string(),
         }],
+    };
+    let tls = match tls {
+        false => None,
+        true => Some(Tls {
+            config: client_config(ca.as_deref())?,
+            names: endpoints
+                .iter()
+                .map(|e| match &server_name {
+                    Some(name) => Ok(name.clone()),
+                    None => ServerName::try_from(e.host.clone()).map_err(|_| {
+                        CliError(format!(
+                            "--addr: {:?} is not a name a certificate can have \
+                             (give --server-name)",
+                            e.host
+                        ))
+                    }),
+                })
+                .collect::<Result<_, _>>()?,
+        }),
     };
     if let Some(ip) = src_ips.first() {
         if let Some(ep) = endpoints.iter().find(|e| e.addr.is_ipv4() != ip.is_ipv4()) {
@@ -312,6 +373,8 @@ fn parse(argv: Vec<OsString>) -> Result<Command, CliError> {
         connect_batch: connect_batch.unwrap_or(if target == Target::Tutorial { 4 } else { 256 }),
         // Unique per run so two runs against one server never collide on names.
         name_prefix: format!("lt{:04x}-", std::process::id() & 0xffff),
+        tls,
+        ws,
     };
     let output = if json {
         Output::Json
@@ -360,6 +423,49 @@ fn decimal(min: f64, max: f64) -> impl Fn(&str) -> Result<f64, String> {
         Ok(x) if x.is_finite() && (min..=max).contains(&x) => Ok(x),
         _ => Err(format!("must be a number from {min} to {max} (got {s:?})")),
     }
+}
+
+/// `--server-name`: a DNS name or an IP address.
+fn server_name(s: &str) -> Result<ServerName<'static>, String> {
+    ServerName::try_from(s.to_string()).map_err(|_| format!("not a DNS name or IP address: {s:?}"))
+}
+
+/// The TLS client config: rustls with the ring provider, its safe default
+/// protocol versions, trusting the CA certificates in `ca` or, without one,
+/// the public web roots.
+fn client_config(ca: Option<&std::path::Path>) -> Result<Arc<rustls::ClientConfig>, CliError> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca {
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        Some(path) => {
+            let shown = path.display();
+            let pem = std::fs::read(path).map_err(|e| {
+                CliError(format!(
+                    "--ca: cannot read {shown}: {}",
+                    driver::describe(&e)
+                ))
+            })?;
+            let certs = CertificateDer::pem_slice_iter(&pem)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| CliError(format!("--ca: {shown}: {e}")))?;
+            if certs.is_empty() {
+                return Err(CliError(format!("--ca: no certificate in {shown}")));
+            }
+            for cert in certs {
+                roots
+                    .add(cert)
+                    .map_err(|e| CliError(format!("--ca: {shown}: {e}")))?;
+            }
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(
+        rustls::crypto::ring::default_provider().into(),
+    )
+    .with_safe_default_protocol_versions()
+    .map_err(|e| CliError(format!("--tls: {e}")))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 /// `--server-pid`: a process that exists now.
@@ -603,6 +709,23 @@ mod tests {
                 "latency --duration 20 --timeout 10",
                 "--timeout: 10 s would end the run before its 20 s of traffic",
             ),
+            ("fanout --ca ca.pem", "--ca: only with --tls"),
+            (
+                "fanout --server-name localhost",
+                "--server-name: only with --tls",
+            ),
+            (
+                "fanout --target redis --ws",
+                "--ws: only the chatroom target speaks TLS and WebSocket (--target is redis)",
+            ),
+            (
+                "fanout --tls --ca /no/such/ca.pem",
+                "--ca: cannot read /no/such/ca.pem: No such file or directory",
+            ),
+            (
+                "fanout --tls --server-name a_b!",
+                "--server-name: not a DNS name or IP address: \"a_b!\"",
+            ),
             (
                 "fanout --addr [::1]:5550 --src-ips 2",
                 "--src-ips: 127.0.0.1 cannot reach [::1]:5550 (one is IPv4, the other IPv6)",
@@ -634,6 +757,41 @@ mod tests {
         assert_eq!(c.plan.senders, 1);
         assert_eq!(c.opts.endpoints[0].addr, "127.0.0.1:7000".parse().unwrap());
         assert!(matches!(run_cmd("fanout --clients x --help"), Err(h) if h == "help"));
+    }
+
+    #[test]
+    fn transports_and_their_default_ports() {
+        // (arguments, transport, port)
+        let cases: &[(&str, &str, u16)] = &[
+            ("fanout", "tcp", 5550),
+            ("fanout --tls", "tls", 5551),
+            ("fanout --ws", "ws", 8080),
+            ("fanout --ws --tls", "wss", 8443),
+            ("fanout --ws --tls --addr=localhost:9", "wss", 9),
+            ("fanout --target redis", "tcp", 6379),
+        ];
+        for (args, transport, port) in cases {
+            let c = run_cmd(args).unwrap();
+            assert_eq!(c.opts.transport_name(), *transport, "{args}");
+            assert_eq!(c.opts.endpoints[0].addr.port(), *port, "{args}");
+        }
+        // the certificate name: each address's host, or --server-name for all
+        let names = |args: &str| {
+            let c = run_cmd(args).unwrap();
+            let tls = c.opts.tls.expect("--tls");
+            tls.names
+                .iter()
+                .map(|n| n.to_str().into_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names("fanout --tls --addr localhost:1,127.0.0.1:2"),
+            ["localhost", "127.0.0.1"]
+        );
+        assert_eq!(
+            names("fanout --tls --addr localhost,127.0.0.1 --server-name chat.example"),
+            ["chat.example", "chat.example"]
+        );
     }
 
     #[test]

@@ -107,12 +107,27 @@ pub struct Template {
     bytes: Vec<u8>,
     /// Where the payload starts in `bytes`.
     at: usize,
+    /// The WebSocket mask the payload is sent under (all zero: none, since
+    /// XOR with zero changes nothing); patched digits are masked too.
+    mask: [u8; 4],
 }
 
 impl Template {
     /// `prefix`, a payload of `payload_len` bytes (at least [`HEADER_BYTES`])
     /// from `sender`, then `suffix`.
     pub fn new(prefix: &[u8], payload_len: usize, suffix: &[u8], sender: u32) -> Template {
+        Template::masked(prefix, payload_len, suffix, sender, [0; 4])
+    }
+
+    /// As [`new`](Self::new), the payload masked with `mask` as a
+    /// WebSocket client's frame payload is (`prefix` is the frame header).
+    pub fn masked(
+        prefix: &[u8],
+        payload_len: usize,
+        suffix: &[u8],
+        sender: u32,
+        mask: [u8; 4],
+    ) -> Template {
         assert!(
             payload_len >= HEADER_BYTES,
             "payload shorter than its header"
@@ -130,20 +145,31 @@ impl Template {
             &mut bytes[at + SENDER_AT..at + SENDER_AT + SENDER_DIGITS],
             sender.into(),
         );
+        mask_range(&mut bytes, at, at..at + payload_len, mask);
         bytes.extend_from_slice(suffix);
-        Template { bytes, at }
+        Template { bytes, at, mask }
     }
 
     /// The wire bytes for message `seq` sent at `sent_ns`.
     pub fn stamp(&mut self, seq: u32, sent_ns: u64) -> &[u8] {
         let at = self.at;
-        put_digits(
-            &mut self.bytes[at + SEQ_AT..at + SEQ_AT + SEQ_DIGITS],
-            seq.into(),
-        );
-        let ts = sent_ns.min(MAX_SENT_NS);
-        put_digits(&mut self.bytes[at + TS_AT..at + TS_AT + TS_DIGITS], ts);
+        let seq_range = at + SEQ_AT..at + SEQ_AT + SEQ_DIGITS;
+        put_digits(&mut self.bytes[seq_range.clone()], seq.into());
+        let ts_range = at + TS_AT..at + TS_AT + TS_DIGITS;
+        put_digits(&mut self.bytes[ts_range.clone()], sent_ns.min(MAX_SENT_NS));
+        if self.mask != [0; 4] {
+            mask_range(&mut self.bytes, at, seq_range, self.mask);
+            mask_range(&mut self.bytes, at, ts_range, self.mask);
+        }
         &self.bytes
+    }
+}
+
+/// XORs `bytes[range]` with `mask`, as payload bytes of a frame whose
+/// payload starts at `bytes[at]`.
+fn mask_range(bytes: &mut [u8], at: usize, range: std::ops::Range<usize>, mask: [u8; 4]) {
+    for i in range {
+        bytes[i] ^= mask[(i - at) % 4];
     }
 }
 
@@ -173,6 +199,26 @@ mod tests {
                 "{sender} {seq} {sent_ns}"
             );
         }
+    }
+
+    #[test]
+    fn masked_payloads_unmask_to_the_stamp() {
+        let mask = [0x37, 0xfa, 0x21, 0x3d];
+        let mut t = Template::masked(b"hd", 50, b"", 4, mask);
+        t.stamp(999_999, 888_888_888);
+        let mut wire = t.stamp(12, 345).to_vec();
+        for (i, b) in wire[2..].iter_mut().enumerate() {
+            *b ^= mask[i % 4];
+        }
+        assert_eq!(&wire[..2], b"hd");
+        assert_eq!(
+            decode(&wire[2..], Some(50)),
+            Ok(Stamp {
+                sender: 4,
+                seq: 12,
+                sent_ns: 345
+            })
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 use chatroom::protocol::{parse_server_line, ServerLine, NOTICE_PREFIX, SHUTDOWN_NOTICE};
 
 use crate::payload::{Template, MAGIC};
+use crate::ws;
 
 /// The channel (Redis) or room (chatroom) every client is in.
 pub const ROOM: &str = "lobby";
@@ -64,21 +65,33 @@ impl Target {
         self != Target::Tutorial
     }
 
-    /// The bytes a receiving connection sends first.
-    pub fn register_bytes(self, name: &str) -> Vec<u8> {
-        match self {
-            Target::Chatroom | Target::Tutorial => format!("{name}\n").into_bytes(),
-            Target::Redis => resp_command(&[b"SUBSCRIBE", ROOM.as_bytes()]),
+    /// The bytes a receiving connection sends first (over WebSocket: one
+    /// text frame under `mask`, no newline).
+    pub fn register_bytes(self, name: &str, ws_mask: Option<[u8; 4]>) -> Vec<u8> {
+        match (self, ws_mask) {
+            (Target::Chatroom, Some(mask)) => {
+                let mut out = Vec::new();
+                ws::frame(ws::TEXT, name.as_bytes(), mask, &mut out);
+                out
+            }
+            (Target::Chatroom | Target::Tutorial, _) => format!("{name}\n").into_bytes(),
+            (Target::Redis, _) => resp_command(&[b"SUBSCRIBE", ROOM.as_bytes()]),
         }
     }
 
     /// A sender's pre-encoded message for lines of `line_bytes` on the wire
-    /// (payload plus `\n`; for Redis the payload is the same size).
-    pub fn template(self, line_bytes: usize, sender: u32) -> Template {
+    /// (payload plus `\n`; for Redis the payload is the same size; over
+    /// WebSocket, the payload alone in one text frame under `ws_mask`).
+    pub fn template(self, line_bytes: usize, sender: u32, ws_mask: Option<[u8; 4]>) -> Template {
         let payload = line_bytes - 1;
-        match self {
-            Target::Chatroom | Target::Tutorial => Template::new(b"", payload, b"\n", sender),
-            Target::Redis => {
+        match (self, ws_mask) {
+            (Target::Chatroom, Some(mask)) => {
+                let mut header = Vec::new();
+                ws::header(ws::TEXT, payload, mask, &mut header);
+                Template::masked(&header, payload, b"", sender, mask)
+            }
+            (Target::Chatroom | Target::Tutorial, _) => Template::new(b"", payload, b"\n", sender),
+            (Target::Redis, _) => {
                 let prefix = format!(
                     "*3\r\n$7\r\nPUBLISH\r\n${}\r\n{ROOM}\r\n${payload}\r\n",
                     ROOM.len()
@@ -375,14 +388,25 @@ mod tests {
 
     #[test]
     fn templates_frame_the_payload() {
-        let mut t = Target::Redis.template(40, 2);
+        let mut t = Target::Redis.template(40, 2, None);
         let wire = String::from_utf8(t.stamp(1, 1).to_vec()).unwrap();
         assert!(wire.starts_with("*3\r\n$7\r\nPUBLISH\r\n$5\r\nlobby\r\n$39\r\n~000002."));
         assert!(wire.ends_with("\r\n"));
-        let mut t = Target::Chatroom.template(64, 0);
+        let mut t = Target::Chatroom.template(64, 0, None);
         assert_eq!(t.stamp(0, 0).len(), 64);
+        // over WebSocket: a 2-byte header, the mask, 63 masked payload bytes
+        let mask = [9, 8, 7, 6];
+        let mut t = Target::Chatroom.template(64, 0, Some(mask));
+        let wire = t.stamp(0, 0).to_vec();
+        assert_eq!(wire[..6], [0x81, 0x80 | 63, 9, 8, 7, 6]);
+        assert_eq!(wire.len(), 6 + 63);
+        assert_eq!(wire[6], b'~' ^ 9);
         assert_eq!(
-            Target::Redis.register_bytes("x"),
+            Target::Chatroom.register_bytes("ab", Some(mask)),
+            [0x81, 0x82, 9, 8, 7, 6, b'a' ^ 9, b'b' ^ 8]
+        );
+        assert_eq!(
+            Target::Redis.register_bytes("x", None),
             b"*2\r\n$9\r\nSUBSCRIBE\r\n$5\r\nlobby\r\n".to_vec()
         );
     }
