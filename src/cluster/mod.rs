@@ -25,6 +25,7 @@ use std::net::SocketAddr;
 use log::{info, warn};
 
 use crate::bus::{Bus, ChatSettings, ClientId, Member, RoomCount, MAX_LISTED};
+use crate::history::HISTORY_BYTES_PER_ROOM;
 use crate::outbox::Outbox;
 use crate::protocol::lines::{self, Leave, Refusal, PROMPT_LINE};
 use crate::protocol::LOBBY;
@@ -228,10 +229,16 @@ impl RedisBus {
         let line = self.line.trim_end_matches('\n').to_owned();
         let now = self.now.to_string();
         let max = self.settings.history_lines.to_string();
+        let max_bytes = HISTORY_BYTES_PER_ROOM.to_string();
         self.client_script(
             key,
             ScriptId::Say,
-            &[line.as_bytes(), now.as_bytes(), max.as_bytes()],
+            &[
+                line.as_bytes(),
+                now.as_bytes(),
+                max.as_bytes(),
+                max_bytes.as_bytes(),
+            ],
             Op::Say(c),
             out,
         );

@@ -11,7 +11,9 @@
 //! - `cr:m:<r>` sorted set (all scores 0) of member `<n>`s: lexical order
 //!   is the case-insensitive order `/who` lists;
 //! - `cr:rooms` hash `<r>` → the room's name as first spelled;
-//! - `cr:t:<r>` topic; `cr:h:<r>` list of `unix-secs TAB line` (capped);
+//! - `cr:t:<r>` topic; `cr:h:<r>` list of `unix-secs TAB line` (capped
+//!   in lines and in bytes as one process caps it); `cr:hb:<r>` the bytes
+//!   of lines it holds;
 //! - `cr:nodes` set of node names; `cr:alive:<node>` expires 5 s after the
 //!   node's last tick; `cr:nm:<node>` set of the `<n>`s the node owns.
 //!
@@ -46,7 +48,7 @@ local function leave_room(lname, name, lroom, node, key, id, kind, detail)
   local count = redis.call('ZCARD', 'cr:m:' .. lroom)
   if count == 0 then
     redis.call('HDEL', 'cr:rooms', lroom)
-    redis.call('DEL', 'cr:t:' .. lroom, 'cr:h:' .. lroom)
+    redis.call('DEL', 'cr:t:' .. lroom, 'cr:h:' .. lroom, 'cr:hb:' .. lroom)
   end
   redis.call('PUBLISH', 'cr:r:' .. lroom,
     ev('L', name, shown, node, key, id, count + 1, kind, detail))
@@ -130,19 +132,33 @@ return 'ok'
 "#,
 };
 
-/// ARGV: node, lname, key, id, line, now, max history. A chat or action
-/// line (rendered by the node) to the sender's room, kept in its history.
-/// Reply: `ok` or `gone` (the name is no longer the sender's).
+/// ARGV: node, lname, key, id, line, now, max history lines, max history
+/// bytes. A chat or action line (rendered by the node) to the sender's
+/// room, kept in its history as one process keeps it: the last `max`
+/// lines, at most `max bytes` of lines (`cr:hb:<r>` counts them); a line
+/// longer than that is not kept. Reply: `ok` or `gone` (the name is no
+/// longer the sender's).
 pub const SAY: Script = Script {
     name: "say",
     body: r#"
-local node, lname, key, id, line, now, max = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7])
+local node, lname, key, id, line, now, max, maxbytes = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8])
 local u = 'cr:u:' .. lname
 if not owned(u, node, key, id) then return 'gone' end
 local lroom = redis.call('HGET', u, 'room')
-if max > 0 then
-  redis.call('RPUSH', 'cr:h:' .. lroom, now .. '\t' .. line)
-  redis.call('LTRIM', 'cr:h:' .. lroom, -max, -1)
+if max > 0 and #line <= maxbytes then
+  local h, hb = 'cr:h:' .. lroom, 'cr:hb:' .. lroom
+  local n = redis.call('RPUSH', h, now .. '\t' .. line)
+  local bytes = redis.call('INCRBY', hb, #line)
+  while n > max or bytes > maxbytes do
+    local old = redis.call('LPOP', h)
+    if not old then
+      redis.call('DEL', hb)
+      break
+    end
+    local tab = string.find(old, '\t', 1, true) or 0
+    bytes = redis.call('DECRBY', hb, #old - tab)
+    n = n - 1
+  end
 end
 redis.call('PUBLISH', 'cr:r:' .. lroom, ev('S', line))
 return 'ok'
