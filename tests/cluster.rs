@@ -851,6 +851,7 @@ fn injection_stays_data() {
         "cr:alive:inj-a",
         "cr:alive:inj-b",
         "cr:h:lobby",
+        "cr:hb:lobby",
         "cr:m:lobby",
         "cr:nm:inj-a",
         "cr:nm:inj-b",
@@ -889,6 +890,8 @@ fn injection_stays_data() {
     said.push("mallory: crlf".into());
     said.push("+ mallory says $5 :x, 1:S,".into());
     assert_eq!(history, said);
+    let bytes: usize = said.iter().map(String::len).sum();
+    assert_eq!(redis.cmd(&["GET", "cr:hb:lobby"]).text(), bytes.to_string());
 
     // And a joiner on the other node gets it all back, exactly.
     let (_carol, burst) = register(a.addr, "carol");
@@ -900,4 +903,166 @@ fn injection_stays_data() {
     want.extend(said.iter().map(|l| format!("# TS {l}")));
     want.push("* lobby has 3 members: alice, carol, mallory (away)".into());
     assert_eq!(burst, want);
+}
+
+/// The join burst a joiner on node `join_at` gets after `alice`, on node
+/// `say_at`, said `lines` (history times as `TS`).
+#[track_caller]
+fn burst_after(say_at: SocketAddr, join_at: SocketAddr, lines: &[String]) -> Vec<String> {
+    let mut alice = login(say_at, "alice");
+    for line in lines {
+        alice.send(line);
+        alice.expect(&format!("alice: {line}"));
+    }
+    let (_bob, burst) = register(join_at, "bob");
+    alice.expect("* bob joined lobby");
+    burst
+}
+
+/// History on join keeps the last `--history` lines, across nodes as in
+/// one process.
+#[test]
+fn history_keeps_the_last_lines_as_in_one_process() {
+    let redis = RedisServer::start();
+    let config = |node: Option<&str>| Config {
+        history: 3,
+        cluster: node.map(|n| redis.cluster(n)),
+        ..test_config()
+    };
+    let a = start_with(config(Some("hist-a")));
+    let b = start_with(config(Some("hist-b")));
+    let single = start_with(config(None));
+    let lines: Vec<String> = (1..=5).map(|i| format!("line {i}")).collect();
+    let want = [
+        "* bob joined lobby".to_string(),
+        welcome("bob"),
+        "# TS alice: line 3".into(),
+        "# TS alice: line 4".into(),
+        "# TS alice: line 5".into(),
+        "* lobby has 2 members: alice, bob".into(),
+    ];
+    assert_eq!(burst_after(single.addr, single.addr, &lines), want);
+    assert_eq!(burst_after(a.addr, b.addr, &lines), want);
+}
+
+/// History is bounded in bytes too (16 KiB of lines per room), across
+/// nodes as in one process: long lines push old ones out sooner.
+#[test]
+fn history_is_bounded_in_bytes_as_in_one_process() {
+    let redis = RedisServer::start();
+    let a = start_node(&redis, "bytes-a");
+    let b = start_node(&redis, "bytes-b");
+    let single = start_with(test_config());
+    // Each delivered line is `alice: ` and 4,000 bytes: 4 fit in 16 KiB.
+    let lines: Vec<String> = (0..6).map(|i| format!("{i}{}", "x".repeat(3999))).collect();
+    let mut want = vec!["* bob joined lobby".to_string(), welcome("bob")];
+    want.extend(lines[2..].iter().map(|l| format!("# TS alice: {l}")));
+    want.push("* lobby has 2 members: alice, bob".into());
+    let one = burst_after(single.addr, single.addr, &lines);
+    assert_eq!(one.len(), want.len(), "one process keeps 4 lines");
+    assert!(one == want, "one process: another burst");
+    let cluster = burst_after(a.addr, b.addr, &lines);
+    assert_eq!(cluster.len(), want.len(), "the cluster keeps 4 lines");
+    assert!(cluster == want, "the cluster: another burst");
+}
+
+/// Join and leave notices in a room over `--notice-limit` become
+/// summaries, counting members on all nodes; each subject still gets its
+/// own notice.
+#[test]
+fn big_room_summaries_count_members_on_all_nodes() {
+    let redis = RedisServer::start();
+    let config = |node: &str| Config {
+        notice_limit: 2,
+        cluster: Some(redis.cluster(node)),
+        ..test_config()
+    };
+    let a = start_with(config("big-a"));
+    let b = start_with(config("big-b"));
+    let mut alice = login(a.addr, "alice");
+    let mut bob = login(b.addr, "bob");
+    alice.expect("* bob joined lobby");
+
+    // The third member: over the limit.
+    let (mut carol, burst) = register(a.addr, "carol");
+    assert_eq!(
+        burst,
+        [
+            "* carol joined lobby",
+            &welcome("carol"),
+            "* lobby has 3 members: alice, bob, carol"
+        ]
+    );
+    // The summary goes to the whole room, the joiner included (as in one
+    // process).
+    for c in [&mut alice, &mut bob, &mut carol] {
+        c.expect("* lobby: 1 joined");
+    }
+    let (mut dave, burst) = register(b.addr, "dave");
+    assert_eq!(burst[0], "* dave joined lobby");
+    for c in [&mut alice, &mut bob, &mut carol, &mut dave] {
+        c.expect("* lobby: 1 joined");
+    }
+
+    carol.send("/quit");
+    carol.expect("* carol left (quit)");
+    carol.expect_eof();
+    for c in [&mut alice, &mut bob, &mut dave] {
+        c.expect("* lobby: 1 left");
+    }
+    dave.stream().shutdown(Shutdown::Write).unwrap();
+    dave.expect_eof();
+    alice.expect("* lobby: 1 left");
+    bob.expect("* lobby: 1 left");
+    // Back at the limit: notices again.
+    bob.send("/quit");
+    bob.expect("* bob left (quit)");
+    alice.expect("* bob left (quit)");
+}
+
+/// Redis dropping a node's subscription (as its pub/sub output-buffer
+/// limit does) is an outage of that node: its clients are told, it
+/// reconnects and restores them, and Redis kept its data: the topic and
+/// history are intact and nothing is delivered twice.
+#[test]
+fn dropped_subscription_is_an_outage_and_recovers() {
+    let redis = RedisServer::start();
+    let a = start_node(&redis, "drop-a");
+    let b = start_node(&redis, "drop-b");
+    let mut alice = login(a.addr, "alice");
+    let mut bob = login(b.addr, "bob");
+    alice.expect("* bob joined lobby");
+    alice.send("/topic kept");
+    alice.expect("* alice set the topic for lobby: kept");
+    bob.expect("* alice set the topic for lobby: kept");
+    say(&mut alice, "before", "alice: before", &mut [&mut bob]);
+
+    assert_eq!(
+        redis.cmd(&["CLIENT", "KILL", "TYPE", "pubsub"]),
+        Resp::Int(2),
+        "one subscription per node"
+    );
+    for c in [&mut alice, &mut bob] {
+        c.expect(DEGRADED);
+        c.expect(RESTORED);
+    }
+    say(&mut bob, "after", "bob: after", &mut [&mut alice]);
+    let (mut carol, burst) = register(a.addr, "carol");
+    assert_eq!(
+        burst,
+        [
+            "* carol joined lobby",
+            &welcome("carol"),
+            "* topic for lobby: kept",
+            "# TS alice: before",
+            "# TS bob: after",
+            "* lobby has 3 members: alice, bob, carol"
+        ]
+    );
+    alice.expect("* carol joined lobby");
+    bob.expect("* carol joined lobby");
+    for c in [&mut alice, &mut bob, &mut carol] {
+        c.send("/who");
+        c.expect("* lobby has 3 members: alice, bob, carol");
+    }
 }
