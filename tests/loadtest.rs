@@ -797,3 +797,35 @@ fn clients_spread_over_several_addresses() {
     );
     assert_eq!(json_num(&json, "received"), 630.0, "{json}");
 }
+
+/// Clients spread over two nodes of a cluster (joined through a real
+/// Redis): each client is still checked for every message, whichever node
+/// its sender is on.
+#[test]
+fn clients_spread_over_two_cluster_nodes() {
+    let redis = common::redis::RedisServer::start();
+    let node = |name: &str| {
+        start_with(chatroom::Config {
+            cluster: Some(redis.cluster(name)),
+            ..test_config()
+        })
+    };
+    let (a, b) = (node("a"), node("b"));
+    let addrs = format!("{},{}", a.addr, b.addr);
+    let json = run_ok(
+        "tcp",
+        &[
+            "fanout",
+            "--addr",
+            &addrs,
+            "--clients",
+            "20",
+            "--senders",
+            "4",
+            "--messages",
+            "10",
+        ],
+    );
+    assert_eq!(json_num(&json, "expected"), 800.0, "{json}");
+    assert_eq!(json_num(&json, "received"), 800.0, "{json}");
+}

@@ -70,7 +70,8 @@ FLAGS (each once; --flag value or --flag=value):
   --window W          unconfirmed messages per sender, fanout (32)
   --size B            bytes per line on the wire, newline included (64, min
                       36; over WebSocket the line without it, in one frame)
-  --rate R            messages/s, all senders together (latency 20000, soak 500)
+  --rate R            messages/s, all senders together (latency 20000,
+                      soak 500)
   --duration SECS     traffic time, latency (10) and soak (60)
   --churn PER_S       clients leaving and rejoining per second, soak (20)
   --churners K        clients that may leave, soak (a quarter of the clients;
@@ -83,6 +84,10 @@ FLAGS (each once; --flag value or --flag=value):
   --connect-batch N   connects in flight at once (256; tutorial 4)
   --timeout SECS      hard limit for the whole run (300, plus --duration)
   --drain-timeout S   stop waiting after this long without a delivery (5)
+  --json              print every figure as one JSON object
+  --csv               print every figure as CSV: a header line, a value line
+  --quiet             no progress line
+  -h, --help          this text
 
 TRANSPORTS (chatroom only; every scenario runs over any of them):
   --tls               connect over TLS (the server's --tls-port)
@@ -93,11 +98,6 @@ TRANSPORTS (chatroom only; every scenario runs over any of them):
   --ws                connect over WebSocket (GET /ws on the server's
                       --http-port; with --tls, its --https-port): one masked
                       text frame per line
-
-  --json              print every figure as one JSON object
-  --csv               print every figure as CSV: a header line, a value line
-  --quiet             no progress line
-  -h, --help          this text
 
 OUTPUT: a summary table (deliveries/s, MB/s, latency percentiles, loss) on
 stdout; a progress line on stderr when it is a terminal. Ctrl-C stops the
