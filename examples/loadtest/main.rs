@@ -89,8 +89,9 @@ FLAGS (each once; --flag value or --flag=value):
   --quiet             no progress line
   -h, --help          this text
 
-TRANSPORTS (chatroom only; every scenario runs over any of them):
-  --tls               connect over TLS (the server's --tls-port)
+TRANSPORTS (every scenario runs over any of them; redis: --tls only):
+  --tls               connect over TLS (the server's --tls-port; redis: its
+                      tls-port, give --addr/--port)
   --ca FILE           trust only the CA certificate(s) in this PEM file
                       (default: the public web roots), with --tls
   --server-name NAME  the name the certificate must have, with --tls
@@ -235,10 +236,12 @@ fn parse(argv: Vec<OsString>) -> Result<Command, CliError> {
     if json && csv {
         return Err(CliError("--csv: cannot be combined with --json".into()));
     }
-    if target != Target::Chatroom && (tls || ws) {
-        let flag = if tls { "--tls" } else { "--ws" };
+    // Redis speaks TLS on its own tls-port (to compare TLS with TLS); only
+    // chatroom speaks WebSocket, and the tutorial neither.
+    if (target == Target::Tutorial && tls) || (target != Target::Chatroom && ws) {
+        let flag = if ws { "--ws" } else { "--tls" };
         return Err(CliError(format!(
-            "{flag}: only the chatroom target speaks TLS and WebSocket (--target is {})",
+            "{flag}: the {} target does not speak it",
             target.name()
         )));
     }
@@ -716,7 +719,11 @@ mod tests {
             ),
             (
                 "fanout --target redis --ws",
-                "--ws: only the chatroom target speaks TLS and WebSocket (--target is redis)",
+                "--ws: the redis target does not speak it",
+            ),
+            (
+                "fanout --target tutorial --tls",
+                "--tls: the tutorial target does not speak it",
             ),
             (
                 "fanout --tls --ca /no/such/ca.pem",
