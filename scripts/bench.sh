@@ -48,9 +48,11 @@ if ! command -v taskset >/dev/null || ! command -v chrt >/dev/null; then
 fi
 
 echo "== building (release)" >&2
-cargo build --release --quiet --bin chatroom --example loadtest
+cargo build --release --quiet --bin chatroom --example loadtest --example gencert
 CHATROOM=target/release/chatroom
 LOADTEST=target/release/examples/loadtest
+CERTS="$OUT/certs"
+target/release/examples/gencert "$CERTS" >/dev/null
 
 # 19,000 clients need 19,000 descriptors in each process.
 ulimit -n "$(ulimit -Hn)"
@@ -95,13 +97,16 @@ wait_port() {
 start_server() {
     PORT=$(free_port)
     case "$1" in
-    chatroom | chatroom-flood | before)
-        local bin=$CHATROOM flags=$CHATROOM_FLAGS
-        [ "$1" = before ] && bin=$BEFORE && flags=$BEFORE_FLAGS
+    chatroom | chatroom-flood | chatroom-tls | chatroom-ws | before)
+        local bin=$CHATROOM flags=$CHATROOM_FLAGS listen=(--port "$PORT" --http-port off)
+        [ "$1" = before ] && bin=$BEFORE && flags=$BEFORE_FLAGS && listen=(--port "$PORT")
         [ "$1" = chatroom-flood ] && flags=""
+        [ "$1" = chatroom-tls ] && listen=(--port off --http-port off --tls-port "$PORT"
+            --https-port off --tls-cert "$CERTS/cert.pem" --tls-key "$CERTS/key.pem")
+        [ "$1" = chatroom-ws ] && listen=(--port off --http-port "$PORT")
         # warn: per-connection info logs would be server CPU Redis doesn't spend.
         # shellcheck disable=SC2086 # the flags are a word list
-        $2 taskset -c 0 "$bin" --port "$PORT" --log-level warn \
+        $2 taskset -c 0 "$bin" "${listen[@]}" --log-level warn \
             --max-clients "$MAXCLIENTS" $flags 2>>"$OUT/$1.log" &
         ;;
     redis)
@@ -109,6 +114,13 @@ start_server() {
         # the clients that --src-ips puts on 127.0.0.2; it listens on loopback only.
         $2 taskset -c 0 redis-server --port "$PORT" --bind 127.0.0.1 --protected-mode no --save '' \
             --appendonly no --maxclients "$MAXCLIENTS" --logfile "$OUT/redis.log" &
+        ;;
+    redis-tls)
+        # Redis' own TLS (Debian builds it in): the same certificate.
+        $2 taskset -c 0 redis-server --port 0 --tls-port "$PORT" --tls-cert-file "$CERTS/cert.pem" \
+            --tls-key-file "$CERTS/key.pem" --tls-ca-cert-file "$CERTS/ca.pem" --tls-auth-clients no \
+            --bind 127.0.0.1 --protected-mode no --save '' --appendonly no \
+            --maxclients "$MAXCLIENTS" --logfile "$OUT/redis.log" &
         ;;
     tutorial)
         $2 taskset -c 0 python3 "$SHARED/fixtures/tutorial_server.py" "$PORT" \
@@ -125,9 +137,14 @@ run() {
     shift 4
     start_server "$server" "$sched"
     local json
-    local target=$server
-    [ "$target" = before ] || [ "$target" = chatroom-flood ] && target=chatroom
-    json=$($sched taskset -c 1 "$LOADTEST" "$@" --target "$target" --port "$PORT" \
+    local target=$server transport=()
+    case $server in
+    before | chatroom-flood) target=chatroom ;;
+    chatroom-tls) target=chatroom transport=(--tls --ca "$CERTS/ca.pem" --server-name localhost) ;;
+    redis-tls) target=redis transport=(--tls --ca "$CERTS/ca.pem" --server-name localhost) ;;
+    chatroom-ws) target=chatroom transport=(--ws) ;;
+    esac
+    json=$($sched taskset -c 1 "$LOADTEST" "$@" "${transport[@]}" --target "$target" --port "$PORT" \
         --server-pid "$SPID" --json --quiet 2>>"$OUT/loadtest.err") || true
     [ -n "$json" ] || json=null
     echo "{\"workload\":\"$name\",\"server\":\"$server\",\"rep\":$rep,\"result\":$json}" >>"$RESULTS"
@@ -141,6 +158,7 @@ L1="latency --clients 100 --senders 10 --rate 20000 --duration 10 --size 64"
 L1R="latency --clients 100 --senders 10 --rate 20 --duration 10 --size 64"
 C10K="connections --clients 10000 --size 64 --src-ips 2"
 C19K="connections --clients 19000 --size 64 --src-ips 2"
+H2K="connections --clients 2000 --size 64"
 
 {
     echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -172,6 +190,8 @@ for rep in $(seq "$REPS"); do
             C1-10k) run C1-10k "$server" "$rep" "$FIFO" $C10K ;;
             # shellcheck disable=SC2086
             C1-19k) run C1-19k "$server" "$rep" "$FIFO" $C19K ;;
+            # shellcheck disable=SC2086
+            H2k) run H2k "$server" "$rep" "$FIFO" $H2K ;;
             *) echo "bench.sh: unknown workload $w" >&2; exit 1 ;;
             esac
         done
@@ -235,6 +255,7 @@ METRICS = {
 }
 METRICS["F2"] = METRICS["F1"]
 METRICS["L1r"] = METRICS["L1"]
+METRICS["H2k"] = METRICS["C1"]
 header = "".join(f"{s + ' median (min..max)':34} " for s in SERVERS)
 print(f"{'workload':8} {'metric':36} {header}{'tutorial':>9}")
 for w in WORKLOADS:
@@ -268,6 +289,34 @@ if "chatroom-flood" in SERVERS:
         print(f"  {w} errors with flood control on: {values(w, 'chatroom-flood', 'errors')}")
     for w in [w for w in ["C1-10k", "C1-19k"] if w in WORKLOADS]:
         print(f"  {w} bytes per idle connection: chatroom {fmt(med(w, 'chatroom', 'server_bytes_per_conn'))}, before {fmt(med(w, 'before', 'server_bytes_per_conn'))}")
+def compare(a, b, target, label):
+    for w in [w for w in ["F1", "F2"] if w in WORKLOADS]:
+        r = ratio(med(w, a, "server.deliveries_per_cpu_s"), med(w, b, "server.deliveries_per_cpu_s"))
+        print(f"  {w} deliveries per server CPU-s, {a} vs {b}: {fmt(r)}x" + (f" (target >= {target}): {'MET' if r and r >= target else 'MISSED'}" if target else ""))
+    for w in [w for w in ["L1"] if w in WORKLOADS]:
+        for p in ["p50", "p99"]:
+            r = ratio(med(w, a, f"latency_us.{p}"), med(w, b, f"latency_us.{p}"))
+            print(f"  {w} {p} latency, {a} vs {b}: {fmt(r)}x")
+if "chatroom-tls" in SERVERS and "chatroom" in SERVERS:
+    print("TLS vs plain TCP (same build, same run, medians):")
+    compare("chatroom-tls", "chatroom", 0.7, "")
+if "chatroom-tls" in SERVERS and "redis-tls" in SERVERS:
+    print("chatroom over TLS vs Redis over its own TLS (medians):")
+    compare("chatroom-tls", "redis-tls", 1.5, "")
+for s in ["chatroom-tls", "redis-tls"]:
+    if s in SERVERS and "H2k" in WORKLOADS:
+        print(f"  H2k {s}: {fmt(med('H2k', s, 'connect_per_s'))} TLS connects+registrations/s for 2,000 clients")
+if "chatroom-ws" in SERVERS and "chatroom" in SERVERS:
+    print("WebSocket vs plain TCP (same build, same run, medians):")
+    compare("chatroom-ws", "chatroom", 0.8, "")
+    for w in [w for w in ["C1-10k", "C1-19k"] if w in WORKLOADS]:
+        b = med(w, "chatroom-ws", "server_bytes_per_conn")
+        print(f"  {w} server bytes per idle WebSocket client: {fmt(b)} (target < 1024): {'MET' if b is not None and b < 1024 else 'MISSED'}")
+bad = [(r["workload"], r["server"], r["rep"]) for r in rows
+       if r["server"] in ("chatroom-tls", "chatroom-ws", "redis-tls")
+       and (r["result"] is None or get(r["result"], "errors") != 0 or get(r["result"], "lost") not in (0, None))]
+if any(s in SERVERS for s in ("chatroom-tls", "chatroom-ws", "redis-tls")):
+    print(f"  zero loss and zero errors in every TLS/WebSocket run: {'MET' if not bad else 'MISSED: ' + str(bad)}")
 if "redis" not in SERVERS:
     sys.exit(0)
 print("Targets (chatroom vs redis, medians, same run):")
