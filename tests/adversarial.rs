@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{start_with, test_config, Client, LINE_TIMEOUT};
-use socket2::{Domain, Protocol, SockRef, Socket, Type};
+use common::{start_with, test_config, Client};
+use socket2::SockRef;
 
 /// A small receive buffer (Linux doubles it). Not smaller: below a few KiB
 /// loopback TCP falls into sender-side silly-window avoidance and crawls on
@@ -27,18 +27,7 @@ const TINY_RCVBUF: usize = 4096;
 /// Connects with a tiny receive buffer (set before connecting, so the window
 /// the server sees is small from the start).
 fn connect_tiny(addr: SocketAddr) -> Client {
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
-    socket.set_recv_buffer_size(TINY_RCVBUF).unwrap();
-    socket
-        .connect(&addr.into())
-        .expect("connect to test server");
-    let stream: TcpStream = socket.into();
-    stream.set_read_timeout(Some(LINE_TIMEOUT)).unwrap();
-    stream.set_nodelay(true).unwrap();
-    Client {
-        reader: std::io::BufReader::new(stream),
-        name: String::new(),
-    }
+    Client::connect_small(addr, TINY_RCVBUF)
 }
 
 /// Registers an already connected client as `name`.

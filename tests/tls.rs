@@ -11,11 +11,9 @@ use std::time::{Duration, Instant};
 mod common;
 
 use chatroom::{Config, Stopped};
-use common::tls::{
-    read_to_close, start_tls, tcp, tcp_small, tls_config, tls_error, write_file, Pki, TlsClient,
-    TlsGot,
-};
-use common::{Client, Got, PROMPT};
+use common::tls::{start_tls, tls_config, tls_error, write_file, Pki, TlsClient, TlsGot};
+use common::ws::read_to_close;
+use common::{tcp, tcp_small, Client, Got, Lines as _, PROMPT};
 use rustls::{AlertDescription, ClientConfig};
 
 /// A TLS client and a plain-TCP client share the lobby: each sees the

@@ -15,7 +15,7 @@ mod common;
 
 use common::process::BIN;
 use common::tls::{openssl, tls_error, write_file, Pki, TlsClient, TlsProcess};
-use common::{Client, LINE_TIMEOUT, PROMPT};
+use common::{Client, Lines as _, LINE_TIMEOUT, PROMPT};
 
 /// `openssl s_client` as a chat client: lines go to its stdin, and its
 /// stdout comes back line by line, with a deadline.

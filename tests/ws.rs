@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use chatroom::Config;
 use common::ws::{
-    fresh_key, http, op, read_response, start_web, switching_protocols, tcp, tcp_small,
-    upgrade_request, web_config, Frame, WebServer, WsClient, WsGot, RFC_ACCEPT, RFC_KEY,
+    fresh_key, http, op, read_response, start_web, switching_protocols, upgrade_request,
+    web_config, Frame, WebServer, WsClient, WsGot, RFC_ACCEPT, RFC_KEY,
 };
-use common::{Client, Got};
+use common::{tcp, tcp_small, Client, Got, Lines as _};
 
 /// The page's Content-Security-Policy, as the server must send it.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \

@@ -118,9 +118,11 @@ pub struct Client {
 impl Client {
     /// Connects without sending anything.
     pub fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).expect("connect to test server");
-        stream.set_read_timeout(Some(LINE_TIMEOUT)).unwrap();
-        stream.set_nodelay(true).unwrap();
+        Client::over(tcp(addr))
+    }
+
+    /// A client over an already connected socket, which has read nothing.
+    pub fn over(stream: TcpStream) -> Client {
         Client {
             reader: BufReader::new(stream),
             name: String::new(),
@@ -135,36 +137,13 @@ impl Client {
         socket
             .connect(&addr.into())
             .expect("connect to test server");
-        let stream: TcpStream = socket.into();
-        stream.set_read_timeout(Some(LINE_TIMEOUT)).unwrap();
-        stream.set_nodelay(true).unwrap();
-        Client {
-            reader: BufReader::new(stream),
-            name: String::new(),
-        }
+        Client::over(with_deadline(socket.into()))
     }
 
     /// Connects with a small receive buffer, set before connecting so the
     /// window the server sees is small from the start (Linux doubles it).
     pub fn connect_small(addr: SocketAddr, rcvbuf: usize) -> Client {
-        use socket2::{Domain, Protocol, Socket, Type};
-        let domain = if addr.is_ipv4() {
-            Domain::IPV4
-        } else {
-            Domain::IPV6
-        };
-        let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP)).unwrap();
-        socket.set_recv_buffer_size(rcvbuf).unwrap();
-        socket
-            .connect(&addr.into())
-            .expect("connect to test server");
-        let stream: TcpStream = socket.into();
-        stream.set_read_timeout(Some(LINE_TIMEOUT)).unwrap();
-        stream.set_nodelay(true).unwrap();
-        Client {
-            reader: BufReader::new(stream),
-            name: String::new(),
-        }
+        Client::over(tcp_small(addr, rcvbuf))
     }
 
     /// Connects, answers the prompt with `name` and reads through the
@@ -178,29 +157,6 @@ impl Client {
         c.expect_joined(name, "lobby");
         c.name = name.to_string();
         c
-    }
-
-    /// Reads the name prompt (`NAME ...`).
-    #[track_caller]
-    pub fn expect_prompt(&mut self) {
-        self.expect(PROMPT);
-    }
-
-    /// Reads a join burst: `* <name> joined <room>`, then everything up to
-    /// and including the room's member list (`* <room> has ...`), which
-    /// ends it. Returns the lines in between (welcome, topic, history).
-    #[track_caller]
-    pub fn expect_joined(&mut self, name: &str, room: &str) -> Vec<String> {
-        self.expect(&format!("* {name} joined {room}"));
-        let members = format!("* {room} has ");
-        let mut between = Vec::new();
-        loop {
-            match self.read_line() {
-                Some(line) if line.starts_with(&members) => return between,
-                Some(line) => between.push(line),
-                None => panic!("EOF in the join burst after {between:?}"),
-            }
-        }
     }
 
     pub fn stream(&self) -> &TcpStream {
@@ -252,24 +208,31 @@ impl Client {
         }
     }
 
-    /// Reads one line and asserts it is exactly `want`.
+    // The [`Lines`] expectations, callable without importing the trait:
+    // many tests use `Client` alone.
+
+    /// See [`Lines::expect`].
     #[track_caller]
     pub fn expect(&mut self, want: &str) {
-        let got = self.read_line();
-        assert_eq!(got.as_deref(), Some(want), "client {:?}", self.name);
+        Lines::expect(self, want);
     }
 
-    /// Reads lines until one equals `want`, returning the ones before it.
+    /// See [`Lines::expect_prompt`].
+    #[track_caller]
+    pub fn expect_prompt(&mut self) {
+        Lines::expect_prompt(self);
+    }
+
+    /// See [`Lines::expect_joined`].
+    #[track_caller]
+    pub fn expect_joined(&mut self, name: &str, room: &str) -> Vec<String> {
+        Lines::expect_joined(self, name, room)
+    }
+
+    /// See [`Lines::expect_eventually`].
     #[track_caller]
     pub fn expect_eventually(&mut self, want: &str) -> Vec<String> {
-        let mut skipped = Vec::new();
-        loop {
-            match self.read_line() {
-                Some(line) if line == want => return skipped,
-                Some(line) => skipped.push(line),
-                None => panic!("EOF before {want:?}; got {skipped:?}"),
-            }
-        }
+        Lines::expect_eventually(self, want)
     }
 
     /// Asserts the server closes the connection cleanly (EOF, not a reset).
@@ -289,4 +252,105 @@ pub enum Got {
     Eof,
     /// A reset (RST): whatever the server had queued may be lost.
     Reset,
+}
+
+impl Lines for Client {
+    fn read_line(&mut self) -> Option<String> {
+        Client::read_line(self)
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// The expectations every test client shares, over whatever carries its
+/// lines (TCP, TLS, WebSocket text frames): each client type gives
+/// `read_line` and its name, and gets these.
+pub trait Lines {
+    /// What a clean end of the stream is called in failure messages.
+    const CLEAN_END: &'static str = "EOF";
+
+    /// Reads one line without its `\n`; `None` at a clean end of the
+    /// stream. Anything else fails the test: the server closes gracefully.
+    #[track_caller]
+    fn read_line(&mut self) -> Option<String>;
+
+    /// The client's name, for failure messages.
+    fn name(&self) -> &str;
+
+    /// Reads one line and asserts it is exactly `want`.
+    #[track_caller]
+    fn expect(&mut self, want: &str) {
+        let got = self.read_line();
+        assert_eq!(got.as_deref(), Some(want), "client {:?}", self.name());
+    }
+
+    /// Reads the name prompt (`NAME ...`).
+    #[track_caller]
+    fn expect_prompt(&mut self) {
+        self.expect(PROMPT);
+    }
+
+    /// Reads a join burst: `* <name> joined <room>`, then everything up to
+    /// and including the room's member list (`* <room> has ...`), which
+    /// ends it. Returns the lines in between (welcome, topic, history).
+    #[track_caller]
+    fn expect_joined(&mut self, name: &str, room: &str) -> Vec<String> {
+        self.expect(&format!("* {name} joined {room}"));
+        let members = format!("* {room} has ");
+        let mut between = Vec::new();
+        loop {
+            match self.read_line() {
+                Some(line) if line.starts_with(&members) => return between,
+                Some(line) => between.push(line),
+                None => panic!("{} in the join burst after {between:?}", Self::CLEAN_END),
+            }
+        }
+    }
+
+    /// Reads lines until one equals `want`, returning the ones before it.
+    #[track_caller]
+    fn expect_eventually(&mut self, want: &str) -> Vec<String> {
+        let mut skipped = Vec::new();
+        loop {
+            match self.read_line() {
+                Some(line) if line == want => return skipped,
+                Some(line) => skipped.push(line),
+                None => panic!("{} before {want:?}; got {skipped:?}", Self::CLEAN_END),
+            }
+        }
+    }
+}
+
+/// A blocking loopback TCP connection with a read deadline and no Nagle
+/// delay (so each write leaves as its own segment).
+#[track_caller]
+pub fn tcp(addr: SocketAddr) -> TcpStream {
+    with_deadline(TcpStream::connect(addr).expect("connect to test server"))
+}
+
+/// Like [`tcp`], with the receive buffer set small before connecting so
+/// the server sees a small window from the start (Linux doubles it).
+#[track_caller]
+pub fn tcp_small(addr: SocketAddr, rcvbuf: usize) -> TcpStream {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let domain = if addr.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
+    };
+    let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP)).unwrap();
+    socket.set_recv_buffer_size(rcvbuf).unwrap();
+    socket
+        .connect(&addr.into())
+        .expect("connect to test server");
+    with_deadline(socket.into())
+}
+
+/// Sets the read deadline ([`LINE_TIMEOUT`]) and turns Nagle off.
+fn with_deadline(sock: TcpStream) -> TcpStream {
+    sock.set_read_timeout(Some(LINE_TIMEOUT)).unwrap();
+    sock.set_nodelay(true).unwrap();
+    sock
 }

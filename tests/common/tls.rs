@@ -18,7 +18,7 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore};
 
-use super::{test_config, TestServer, LINE_TIMEOUT, PROMPT};
+use super::{tcp, test_config, Lines, TestServer, LINE_TIMEOUT};
 
 // tests/client_support/tls.rs loads this file too, and some test crates
 // have both helper modules: each keeps its own copy.
@@ -462,59 +462,6 @@ impl TlsClient {
         }
     }
 
-    /// Reads one line without its `\n`; `None` at a clean close_notify.
-    /// Anything else fails the test: the server closes gracefully.
-    #[track_caller]
-    pub fn read_line(&mut self) -> Option<String> {
-        match self.next() {
-            TlsGot::Line(line) => Some(line),
-            TlsGot::Eof => None,
-            other => panic!("client {:?}: {other:?}, not a line", self.name),
-        }
-    }
-
-    /// Reads one line and asserts it is exactly `want`.
-    #[track_caller]
-    pub fn expect(&mut self, want: &str) {
-        let got = self.read_line();
-        assert_eq!(got.as_deref(), Some(want), "client {:?}", self.name);
-    }
-
-    /// Reads the name prompt.
-    #[track_caller]
-    pub fn expect_prompt(&mut self) {
-        self.expect(PROMPT);
-    }
-
-    /// Reads a join burst through the member list; returns the lines
-    /// between the join notice and the list.
-    #[track_caller]
-    pub fn expect_joined(&mut self, name: &str, room: &str) -> Vec<String> {
-        self.expect(&format!("* {name} joined {room}"));
-        let members = format!("* {room} has ");
-        let mut between = Vec::new();
-        loop {
-            match self.read_line() {
-                Some(line) if line.starts_with(&members) => return between,
-                Some(line) => between.push(line),
-                None => panic!("close_notify in the join burst after {between:?}"),
-            }
-        }
-    }
-
-    /// Reads lines until one equals `want`, returning the ones before it.
-    #[track_caller]
-    pub fn expect_eventually(&mut self, want: &str) -> Vec<String> {
-        let mut skipped = Vec::new();
-        loop {
-            match self.read_line() {
-                Some(line) if line == want => return skipped,
-                Some(line) => skipped.push(line),
-                None => panic!("close_notify before {want:?}; got {skipped:?}"),
-            }
-        }
-    }
-
     /// Asserts the server ends the session cleanly: a close_notify, then
     /// the TCP EOF with nothing after it (no reset).
     #[track_caller]
@@ -539,6 +486,25 @@ impl TlsClient {
     }
 }
 
+impl Lines for TlsClient {
+    const CLEAN_END: &'static str = "close_notify";
+
+    /// Reads one line without its `\n`; `None` at a clean close_notify.
+    /// Anything else fails the test: the server closes gracefully.
+    #[track_caller]
+    fn read_line(&mut self) -> Option<String> {
+        match self.next() {
+            TlsGot::Line(line) => Some(line),
+            TlsGot::Eof => None,
+            other => panic!("client {:?}: {other:?}, not a line", self.name),
+        }
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
 /// The first flight a client with `config` sends: its ClientHello.
 pub fn client_hello(config: &Arc<ClientConfig>) -> Vec<u8> {
     let name = ServerName::try_from("localhost").unwrap();
@@ -548,49 +514,6 @@ pub fn client_hello(config: &Arc<ClientConfig>) -> Vec<u8> {
         conn.write_tls(&mut hello).unwrap();
     }
     hello
-}
-
-/// A blocking loopback TCP connection with a read deadline.
-#[track_caller]
-pub fn tcp(addr: SocketAddr) -> TcpStream {
-    let sock = TcpStream::connect(addr).expect("connect to test server");
-    sock.set_read_timeout(Some(LINE_TIMEOUT)).unwrap();
-    sock.set_nodelay(true).unwrap();
-    sock
-}
-
-/// A TCP connection whose receive buffer is set small before connecting,
-/// so the server sees a small window from the start.
-#[track_caller]
-pub fn tcp_small(addr: SocketAddr, rcvbuf: usize) -> TcpStream {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
-    socket.set_recv_buffer_size(rcvbuf).unwrap();
-    socket
-        .connect(&addr.into())
-        .expect("connect to test server");
-    let sock: TcpStream = socket.into();
-    sock.set_read_timeout(Some(LINE_TIMEOUT)).unwrap();
-    sock.set_nodelay(true).unwrap();
-    sock
-}
-
-/// Reads a raw socket until the server closes it: what it sent, and
-/// whether the close was clean (EOF) or a reset.
-#[track_caller]
-pub fn read_to_close(sock: &mut TcpStream) -> (Vec<u8>, super::Got) {
-    let mut got = Vec::new();
-    let mut chunk = [0; 4096];
-    loop {
-        match sock.read(&mut chunk) {
-            Ok(0) => return (got, super::Got::Eof),
-            Ok(n) => got.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
-                return (got, super::Got::Reset)
-            }
-            Err(e) => panic!("reading until the server closes: {e} (got {got:?})"),
-        }
-    }
 }
 
 /// The `openssl` command, or a failure saying how to install it: tests

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use chatroom::{Config, Listen, Server};
 
-use super::{test_config, Got, TestServer, LINE_TIMEOUT, PROMPT};
+use super::{tcp, test_config, Got, Lines, TestServer, LINE_TIMEOUT};
 
 /// Frame opcodes (RFC 6455 section 5.2).
 pub mod op {
@@ -91,32 +91,6 @@ pub fn start_web(config: Config) -> WebServer {
         http,
         https,
     }
-}
-
-/// A blocking loopback connection with a read deadline and no Nagle delay
-/// (so each write leaves as its own segment).
-#[track_caller]
-pub fn tcp(addr: SocketAddr) -> TcpStream {
-    let sock = TcpStream::connect(addr).expect("connect to test server");
-    sock.set_read_timeout(Some(LINE_TIMEOUT)).unwrap();
-    sock.set_nodelay(true).unwrap();
-    sock
-}
-
-/// Like [`tcp`], with the receive buffer set small before connecting so
-/// the server sees a small window from the start (Linux doubles it).
-#[track_caller]
-pub fn tcp_small(addr: SocketAddr, rcvbuf: usize) -> TcpStream {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
-    socket.set_recv_buffer_size(rcvbuf).unwrap();
-    socket
-        .connect(&addr.into())
-        .expect("connect to test server");
-    let sock: TcpStream = socket.into();
-    sock.set_read_timeout(Some(LINE_TIMEOUT)).unwrap();
-    sock.set_nodelay(true).unwrap();
-    sock
 }
 
 /// An HTTP response, read until the server closed the connection.
@@ -636,48 +610,6 @@ impl WsClient {
         }
     }
 
-    /// Reads one text frame and asserts it is exactly `want`.
-    #[track_caller]
-    pub fn expect(&mut self, want: &str) {
-        let got = self.read_text();
-        assert_eq!(got.as_deref(), Some(want), "client {:?}", self.name);
-    }
-
-    /// Reads the name prompt.
-    #[track_caller]
-    pub fn expect_prompt(&mut self) {
-        self.expect(PROMPT);
-    }
-
-    /// Reads a join burst through the member list; returns the lines
-    /// between the join notice and the list.
-    #[track_caller]
-    pub fn expect_joined(&mut self, name: &str, room: &str) -> Vec<String> {
-        self.expect(&format!("* {name} joined {room}"));
-        let members = format!("* {room} has ");
-        let mut between = Vec::new();
-        loop {
-            match self.read_text() {
-                Some(line) if line.starts_with(&members) => return between,
-                Some(line) => between.push(line),
-                None => panic!("EOF in the join burst after {between:?}"),
-            }
-        }
-    }
-
-    /// Reads text frames until one equals `want`, returning those before.
-    #[track_caller]
-    pub fn expect_eventually(&mut self, want: &str) -> Vec<String> {
-        let mut skipped = Vec::new();
-        loop {
-            match self.read_text() {
-                Some(line) if line == want => return skipped,
-                Some(line) => skipped.push(line),
-                None => panic!("EOF before {want:?}; got {skipped:?}"),
-            }
-        }
-    }
-
     /// Reads one frame and asserts it is exactly `want` (a final frame with
     /// no reserved bits, that opcode and payload).
     #[track_caller]
@@ -705,6 +637,18 @@ impl WsClient {
             "client {:?}: expected a clean EOF",
             self.name
         );
+    }
+}
+
+impl Lines for WsClient {
+    /// One protocol line is one text frame: see [`WsClient::read_text`].
+    #[track_caller]
+    fn read_line(&mut self) -> Option<String> {
+        self.read_text()
+    }
+
+    fn name(&self) -> &str {
+        &self.name
     }
 }
 
