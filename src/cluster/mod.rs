@@ -780,15 +780,22 @@ impl RedisBus {
             [b"J", name, shown, node, key, id, count] => {
                 let (key, id): (usize, u64) = (event::number(key), event::number(id));
                 let count: usize = event::number(count);
-                let subject =
-                    (*node == me && self.local_of(ClientId { key, id }).is_some()).then_some(key);
+                let local = (*node == me)
+                    .then(|| self.local_of(ClientId { key, id }))
+                    .flatten();
+                let subject = local.map(|_| key);
+                // A client put back after its node was lost (RESTORE) is
+                // in this room here already.
+                let here = local.is_some_and(|l| l.room.as_deref() == Some(lroom));
                 let Some(room) = self.rooms.get_mut(lroom) else {
                     return;
                 };
                 room.shown = event::text(shown).to_owned();
                 if let Some(key) = subject {
                     room.arriving.retain(|a| a.key != key);
-                    room.members.push(key);
+                    if !here {
+                        room.members.push(key);
+                    }
                     if let Some(l) = self.clients[key].as_mut() {
                         l.room = Some(lroom.to_owned());
                     }
@@ -1040,6 +1047,11 @@ impl RedisBus {
     /// The lower-cased rooms this node must hear.
     fn rooms_heard(&self) -> Vec<String> {
         self.rooms.keys().cloned().collect()
+    }
+
+    /// True when every room this node hears is subscribed (none pending).
+    fn rooms_subscribed(&self) -> bool {
+        self.rooms.values().all(|r| r.sub == Sub::On)
     }
 
     /// Marks every room to be subscribed again (after a reconnect).

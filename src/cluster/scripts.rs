@@ -15,7 +15,8 @@
 //!   in lines and in bytes as one process caps it); `cr:hb:<r>` the bytes
 //!   of lines it holds;
 //! - `cr:nodes` set of node names; `cr:alive:<node>` expires 5 s after the
-//!   node's last tick; `cr:nm:<node>` set of the `<n>`s the node owns.
+//!   node's last tick; `cr:nm:<node>` set of the `<n>`s the node owns;
+//!   `cr:lost:<node>` marks (for a day) a node that was reclaimed.
 //!
 //! Channels: `cr:r:<r>` room events; `cr:n:<node>` events for one node.
 
@@ -91,6 +92,9 @@ local function reclaim(dead, why)
   end
   redis.call('DEL', 'cr:nm:' .. dead)
   redis.call('SREM', 'cr:nodes', dead)
+  -- Its rooms were told its clients left: if it comes back, RESTORE
+  -- tells them they are back.
+  redis.call('SET', 'cr:lost:' .. dead, '1', 'EX', 86400)
 end
 -- True if `lname` is free (a dead node's claim is reclaimed first).
 local function free(lname)
@@ -329,7 +333,10 @@ return n
 };
 
 /// ARGV: node, name, key, id, room. After a reconnect: puts a client of
-/// this node back (Redis may have restarted empty) without announcing it.
+/// this node back (Redis may have restarted empty). Its room is told it
+/// joined only if this node had been declared lost (`cr:lost:<node>`, set
+/// when it was reclaimed: the room was told it left) and the client was no
+/// longer a member; after an empty restart nobody was told anything.
 /// Reply: `ok` or `taken` (someone else holds the name now).
 pub const RESTORE: Script = Script {
     name: "restore",
@@ -345,8 +352,13 @@ redis.call('SADD', 'cr:nm:' .. node, lname)
 redis.call('SADD', 'cr:nodes', node)
 local lroom = string.lower(room)
 redis.call('HSETNX', 'cr:rooms', lroom, room)
-redis.call('ZADD', 'cr:m:' .. lroom, 0, lname)
+local added = redis.call('ZADD', 'cr:m:' .. lroom, 0, lname)
 redis.call('HSET', u, 'room', lroom)
+if added == 1 and redis.call('EXISTS', 'cr:lost:' .. node) == 1 then
+  local count = redis.call('ZCARD', 'cr:m:' .. lroom)
+  redis.call('PUBLISH', 'cr:r:' .. lroom,
+    ev('J', name, shown_room(lroom, room), node, key, id, count))
+end
 return 'ok'
 "#,
 };

@@ -418,12 +418,20 @@ impl RedisBus {
     }
 
     /// Starting → Ready once every script is loaded and this node's
-    /// channel is subscribed.
+    /// channel is subscribed, and (after a reconnect) every room with
+    /// members here is subscribed again: until then a line, or the join
+    /// notice of a client put back, could be published before this node
+    /// hears the room, and its members would miss it.
     fn check_ready(&mut self, out: &mut impl Outbox) {
-        let s = &mut self.session;
-        if s.state != State::Starting || !s.node_subscribed || s.shas.iter().any(Option::is_none) {
+        let s = &self.session;
+        if s.state != State::Starting
+            || !s.node_subscribed
+            || s.shas.iter().any(Option::is_none)
+            || !self.rooms_subscribed()
+        {
             return;
         }
+        let s = &mut self.session;
         s.state = State::Ready;
         s.backoff = MIN_BACKOFF;
         s.next_tick = Instant::now();
