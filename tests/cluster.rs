@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 mod common;
 
 use chatroom::Config;
-use common::redis::{RedisServer, Resp};
+use common::redis::{Proxy, RedisServer, Resp};
 use common::{start_with, test_config, Client, TestServer, LINE_TIMEOUT, PROMPT};
 
 const DEGRADED: &str = "* chat degraded: lost the cluster's Redis, reconnecting; \
@@ -1064,5 +1064,71 @@ fn dropped_subscription_is_an_outage_and_recovers() {
     for c in [&mut alice, &mut bob, &mut carol] {
         c.send("/who");
         c.expect("* lobby has 3 members: alice, bob, carol");
+    }
+}
+
+/// One node cut off from Redis for longer than its liveness key lives
+/// (the others keep Redis): the others reclaim its clients (`(node
+/// lost)`); a name taken meanwhile is lost to its old owner, who is told
+/// so and disconnected when the node is back; a client whose name is still
+/// free is put back, and the room, told it had left, is told it is back.
+#[test]
+fn partitioned_node_comes_back() {
+    let redis = RedisServer::start();
+    let proxy = Proxy::start(redis.addr());
+    let a = start_with(Config {
+        cluster: Some(chatroom::cluster::ClusterConfig {
+            addr: proxy.addr,
+            ..redis.cluster("part-a")
+        }),
+        ..test_config()
+    });
+    let b = start_node(&redis, "part-b");
+    let mut alice = login(a.addr, "alice");
+    let mut dave = login(a.addr, "dave");
+    alice.expect("* dave joined lobby");
+    let mut bob = login(b.addr, "bob");
+    alice.expect("* bob joined lobby");
+    dave.expect("* bob joined lobby");
+
+    proxy.cut();
+    let cut_at = Instant::now();
+    alice.expect(DEGRADED);
+    dave.expect(DEGRADED);
+    let mut lost = [bob.read_line().unwrap(), bob.read_line().unwrap()];
+    lost.sort();
+    assert_eq!(
+        lost,
+        ["* alice left (node lost)", "* dave left (node lost)"],
+        "after {:?}",
+        cut_at.elapsed()
+    );
+    // Meanwhile someone else takes alice's name.
+    let (mut carol, burst) = register(b.addr, "Alice");
+    assert_eq!(burst.last().unwrap(), "* lobby has 2 members: Alice, bob");
+    bob.expect("* Alice joined lobby");
+
+    proxy.heal();
+    alice.expect(RESTORED);
+    // Alice is still in the room here until Redis answers that her name is
+    // gone; dave's return may reach the room before that answer.
+    let mut next = alice.read_line();
+    if next.as_deref() == Some("* dave joined lobby") {
+        next = alice.read_line();
+    }
+    assert_eq!(
+        next.as_deref(),
+        Some("* your name was lost while this server was cut off from the chat; please reconnect")
+    );
+    alice.expect_eof();
+    dave.expect(RESTORED);
+    // Dave is back in the room, and the room is told so.
+    for c in [&mut dave, &mut bob, &mut carol] {
+        c.expect("* dave joined lobby");
+    }
+    say(&mut dave, "back", "dave: back", &mut [&mut bob, &mut carol]);
+    for c in [&mut dave, &mut bob, &mut carol] {
+        c.send("/who");
+        c.expect("* lobby has 3 members: Alice, bob, dave");
     }
 }

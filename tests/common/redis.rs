@@ -1,15 +1,17 @@
 //! A real `redis-server` for the cluster tests: one per test, on a free
 //! loopback port, persisting nothing (`--save ''`, `--appendonly no`, its
 //! own temp dir), stopped by its PID when dropped and restartable on the
-//! same port. A small RESP client reads what the cluster keeps in it.
+//! same port. A small RESP client reads what the cluster keeps in it, and
+//! a [`Proxy`] can cut one node off it.
 //! Without `redis-server` the test fails, saying how to install it.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -308,4 +310,96 @@ fn read_resp(r: &mut impl BufRead) -> io::Result<Resp> {
             ))
         }
     })
+}
+
+/// A TCP relay between one node and Redis that a test can cut, to cut that
+/// node alone off the cluster (a partition) while the others keep Redis.
+/// While cut, relayed connections are shut and new ones closed at once.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    shared: Arc<ProxyShared>,
+    accept: Option<thread::JoinHandle<()>>,
+}
+
+struct ProxyShared {
+    cut: AtomicBool,
+    stop: AtomicBool,
+    /// Both ends of every relayed connection, to shut them on a cut.
+    open: Mutex<Vec<TcpStream>>,
+}
+
+impl Proxy {
+    /// Relays connections on a free loopback port to `to`.
+    pub fn start(to: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        let addr = listener.local_addr().unwrap();
+        let shared = Arc::new(ProxyShared {
+            cut: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            open: Mutex::new(Vec::new()),
+        });
+        let accept = thread::spawn({
+            let shared = Arc::clone(&shared);
+            move || {
+                for conn in listener.incoming() {
+                    if shared.stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let Ok(down) = conn else { continue };
+                    if shared.cut.load(Ordering::SeqCst) {
+                        continue; // dropped: closed at once
+                    }
+                    let Ok(up) = TcpStream::connect(to) else {
+                        continue;
+                    };
+                    let mut open = shared.open.lock().unwrap();
+                    open.push(down.try_clone().unwrap());
+                    open.push(up.try_clone().unwrap());
+                    drop(open);
+                    relay(down.try_clone().unwrap(), up.try_clone().unwrap());
+                    relay(up, down);
+                }
+            }
+        });
+        Proxy {
+            addr,
+            shared,
+            accept: Some(accept),
+        }
+    }
+
+    /// Shuts every relayed connection and refuses new ones.
+    pub fn cut(&self) {
+        self.shared.cut.store(true, Ordering::SeqCst);
+        for s in self.shared.open.lock().unwrap().drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// Relays new connections again.
+    pub fn heal(&self) {
+        self.shared.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.shared.stop.store(true, Ordering::SeqCst);
+        // Wakes the accept loop so it sees `stop`.
+        let _ = TcpStream::connect(self.addr);
+        if let Some(t) = self.accept.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Copies `from` to `to` on a thread until either side ends, then shuts
+/// both, so the relay ends as a whole.
+fn relay(mut from: TcpStream, mut to: TcpStream) {
+    thread::spawn(move || {
+        let _ = io::copy(&mut from, &mut to);
+        let _ = from.shutdown(Shutdown::Both);
+        let _ = to.shutdown(Shutdown::Both);
+    });
 }
