@@ -13,6 +13,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use common::process::ServerProcess;
 use common::{start_with, test_config, Client, TestServer};
 
 /// The longest any run here may take before the test fails.
@@ -515,103 +516,34 @@ fn bad_flags_are_named_with_exit_status_2() {
     }
 }
 
-/// The real server binary, with the listeners `args` ask for; killed when
-/// dropped. Its stderr is drained on a thread for the whole run.
-struct ServerBin {
-    child: Child,
-    /// Each listener's address by its log label: `plain`, `tls`, `http`, `https`.
-    listeners: Vec<(String, SocketAddr)>,
-}
-
-impl ServerBin {
-    /// Starts `chatroom` with `args` and waits until each listener in
-    /// `kinds` has logged `listening (kind) on ADDR`.
-    #[track_caller]
-    fn start(args: &[&str], kinds: &[&str]) -> ServerBin {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_chatroom"))
-            .args(args)
-            .args(["--flood-rate", "0", "--log-level", "info"])
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn chatroom");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stderr).lines() {
-                let Ok(line) = line else { return };
-                let Some(rest) = line.split("listening ").nth(1) else {
-                    continue;
-                };
-                // `on ADDR` (plain) or `(kind) on ADDR`
-                let (kind, addr) = match rest.strip_prefix('(') {
-                    Some(r) => r.split_once(") on ").unwrap_or(("?", "")),
-                    None => ("plain", rest.trim_start_matches("on ")),
-                };
-                if let Ok(addr) = addr.trim().parse::<SocketAddr>() {
-                    let _ = tx.send((kind.to_string(), addr));
-                }
-            }
-        });
-        let mut server = ServerBin {
-            child,
-            listeners: Vec::new(),
-        };
-        while !kinds
-            .iter()
-            .all(|k| server.listeners.iter().any(|(l, _)| l == k))
-        {
-            match rx.recv_timeout(Duration::from_secs(10)) {
-                Ok(l) => server.listeners.push(l),
-                Err(_) => panic!("chatroom {args:?} did not log its listeners {kinds:?}"),
-            }
-        }
-        server
-    }
-
-    /// The port of listener `kind`.
-    #[track_caller]
-    fn port(&self, kind: &str) -> u16 {
-        self.listeners
-            .iter()
-            .find(|(k, _)| k == kind)
-            .unwrap_or_else(|| panic!("no {kind} listener"))
-            .1
-            .port()
-    }
-}
-
-impl Drop for ServerBin {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The real server binary with `args`, flood control off and info logs;
+/// killed when dropped. Ask it for each listener's address with
+/// [`ServerProcess::listening`].
+#[track_caller]
+fn server_bin(args: &[&str]) -> ServerProcess {
+    let mut all = args.to_vec();
+    all.extend(["--flood-rate", "0", "--log-level", "info"]);
+    ServerProcess::spawn(None, &all)
 }
 
 /// A server binary with TLS (chat and web) on free ports, serving a
 /// certificate from a fresh throwaway CA.
-fn tls_server(pki: &common::tls::Pki) -> ServerBin {
+fn tls_server(pki: &common::tls::Pki) -> ServerProcess {
     let (cert, key) = (pki.cert.to_str().unwrap(), pki.key.to_str().unwrap());
-    ServerBin::start(
-        &[
-            "--port",
-            "0",
-            "--tls-cert",
-            cert,
-            "--tls-key",
-            key,
-            "--tls-port",
-            "0",
-            "--http-port",
-            "0",
-            "--https-port",
-            "0",
-        ],
-        &["plain", "tls", "http", "https"],
-    )
+    server_bin(&[
+        "--port",
+        "0",
+        "--tls-cert",
+        cert,
+        "--tls-key",
+        key,
+        "--tls-port",
+        "0",
+        "--http-port",
+        "0",
+        "--https-port",
+        "0",
+    ])
 }
 
 /// Runs the tool with `args` (and `--json --quiet`), asserts it succeeded
@@ -642,7 +574,7 @@ fn run_ok(transport: &str, args: &[&str]) -> String {
 fn tls_run_counts_every_delivery() {
     let pki = common::tls::Pki::new("loadtest test CA");
     let server = tls_server(&pki);
-    let addr = format!("127.0.0.1:{}", server.port("tls"));
+    let addr = format!("127.0.0.1:{}", server.listening("tls").port());
     let json = run_ok(
         "tls",
         &[
@@ -671,7 +603,7 @@ fn tls_that_cannot_be_verified_fails_fast() {
     let pki = common::tls::Pki::new("loadtest test CA");
     let other = common::tls::Pki::new("another CA");
     let server = tls_server(&pki);
-    let port = server.port("tls");
+    let port = server.listening("tls").port();
     let addr = format!("127.0.0.1:{port}");
     let cases: &[(&[&str], &str)] = &[
         (
@@ -708,8 +640,8 @@ fn tls_that_cannot_be_verified_fails_fast() {
 /// line) an open-loop run loses nothing.
 #[test]
 fn websocket_run_counts_every_delivery() {
-    let server = ServerBin::start(&["--port", "0", "--http-port", "0"], &["plain", "http"]);
-    let addr = format!("127.0.0.1:{}", server.port("http"));
+    let server = server_bin(&["--port", "0", "--http-port", "0"]);
+    let addr = format!("127.0.0.1:{}", server.listening("http").port());
     let json = run_ok(
         "ws",
         &[
@@ -738,7 +670,7 @@ fn websocket_run_counts_every_delivery() {
 fn websocket_over_tls_soak() {
     let pki = common::tls::Pki::new("loadtest test CA");
     let server = tls_server(&pki);
-    let addr = format!("127.0.0.1:{}", server.port("https"));
+    let addr = format!("127.0.0.1:{}", server.listening("https").port());
     let json = run_ok(
         "wss",
         &[

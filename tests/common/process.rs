@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -15,10 +15,15 @@ use super::LINE_TIMEOUT;
 /// Path of the binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_chatroom");
 
+/// The kind of the plain-TCP chat listener, which logs `listening on ADDR`
+/// (the others log `listening (tls) on ADDR`, `(http)`, `(https)`).
+pub const PLAIN: &str = "plain";
+
 /// A running server process, killed if a test fails half-way.
 pub struct ServerProcess {
     pub child: Child,
-    /// The address from its `listening on ADDR` line.
+    /// The address from its `listening on ADDR` line (with
+    /// [`spawn_on`](Self::spawn_on), from the line of the listener asked for).
     pub addr: SocketAddr,
     /// Everything it logged so far.
     log: Arc<Mutex<String>>,
@@ -37,18 +42,31 @@ impl ServerProcess {
     /// open-file limit of `nofile` if given, and waits for `listening on`.
     #[track_caller]
     pub fn spawn(nofile: Option<u32>, args: &[&str]) -> ServerProcess {
-        Self::start(nofile, None, args)
+        Self::start(nofile, None, args, PLAIN)
     }
 
     /// As [`spawn`](Self::spawn), with `RUST_LOG` set (`spawn` removes it,
     /// so a developer's environment cannot silence the `listening on` line).
     #[track_caller]
     pub fn spawn_with_rust_log(rust_log: Option<&str>, args: &[&str]) -> ServerProcess {
-        Self::start(None, rust_log, args)
+        Self::start(None, rust_log, args, PLAIN)
+    }
+
+    /// As [`spawn`](Self::spawn) without a limit, but waits for the
+    /// listener `kind` (see [`listening`](Self::listening)) and takes `addr`
+    /// from it: for a server with no plain listener (`--port off`).
+    #[track_caller]
+    pub fn spawn_on(kind: &str, args: &[&str]) -> ServerProcess {
+        Self::start(None, None, args, kind)
     }
 
     #[track_caller]
-    fn start(nofile: Option<u32>, rust_log: Option<&str>, args: &[&str]) -> ServerProcess {
+    fn start(
+        nofile: Option<u32>,
+        rust_log: Option<&str>,
+        args: &[&str],
+        kind: &str,
+    ) -> ServerProcess {
         let mut cmd = match nofile {
             Some(n) => {
                 let mut c = Command::new("sh");
@@ -63,10 +81,12 @@ impl ServerProcess {
             Some(level) => cmd.env("RUST_LOG", level),
             None => cmd.env_remove("RUST_LOG"),
         };
-        // The web listener's default port (8080) would clash between tests
-        // run in parallel: off unless a test asks for it.
-        if !args.iter().any(|a| a.starts_with("--http-port")) {
-            cmd.args(["--http-port", "off"]);
+        // The web listeners' default ports (8080, and 8443 with TLS) would
+        // clash between tests run in parallel: off unless a test asks.
+        for flag in ["--http-port", "--https-port"] {
+            if !args.iter().any(|a| a.starts_with(flag)) {
+                cmd.args([flag, "off"]);
+            }
         }
         let mut child = cmd
             .args(args)
@@ -77,31 +97,57 @@ impl ServerProcess {
             .expect("spawn chatroom");
         let stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
         let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
         let drain = thread::spawn({
             let log = Arc::clone(&log);
             move || {
                 for line in stderr.lines() {
                     let Ok(line) = line else { return };
-                    if let Some(addr) = line.split("listening on ").nth(1) {
-                        let _ = tx.send(addr.trim().to_string());
-                    }
                     let mut log = log.lock().unwrap();
                     log.push_str(&line);
                     log.push('\n');
                 }
             }
         });
-        let addr = match rx.recv_timeout(LINE_TIMEOUT) {
-            Ok(addr) => addr.parse().expect("listening address"),
-            Err(_) => panic!("no `listening on` line; log: {}", log.lock().unwrap()),
-        };
-        ServerProcess {
+        // Built before the wait, so that a failed wait still kills it.
+        let mut server = ServerProcess {
             child,
-            addr,
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
             log,
             drain: Some(drain),
+        };
+        server.addr = server.listening(kind);
+        server
+    }
+
+    /// Waits (bounded) for the line that listener `kind` logs once bound,
+    /// `listening (kind) on ADDR` (`plain`: `listening on ADDR`), and
+    /// returns ADDR. Fails the test if the server exits first.
+    #[track_caller]
+    pub fn listening(&self, kind: &str) -> SocketAddr {
+        let marker = match kind {
+            PLAIN => "listening on ".to_string(),
+            kind => format!("listening ({kind}) on "),
+        };
+        let deadline = Instant::now() + LINE_TIMEOUT;
+        loop {
+            // Whether the drain had ended before this look at the log.
+            let ended = self.drain.as_ref().is_none_or(JoinHandle::is_finished);
+            let log = self.log();
+            if let Some(addr) = log.lines().find_map(|l| l.split(&marker).nth(1)) {
+                return addr.trim().parse().expect("listening address");
+            }
+            assert!(
+                !ended && Instant::now() < deadline,
+                "no `{}` line; log: {log}",
+                marker.trim_end()
+            );
+            thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
     }
 
     pub fn pid(&self) -> u32 {
@@ -128,11 +174,13 @@ impl ServerProcess {
         }
     }
 
-    /// Sends SIGTERM and asserts a graceful exit with status 0.
+    /// Sends SIGTERM, asserts a graceful exit with status 0 and returns
+    /// the whole log.
     #[track_caller]
-    pub fn terminate(mut self) {
+    pub fn terminate(mut self) -> String {
         self.signal(libc::SIGTERM);
         assert_eq!(self.wait_exit(), Some(0), "exit status after SIGTERM");
+        self.final_log()
     }
 
     /// The whole log, once the process has exited (waits for the drain).
@@ -157,7 +205,7 @@ impl ServerProcess {
             assert!(
                 Instant::now() < deadline,
                 "log has {needle:?} {seen} times, not {count}: {}",
-                self.log.lock().unwrap()
+                self.log()
             );
             thread::sleep(Duration::from_millis(5));
         }

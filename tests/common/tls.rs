@@ -3,14 +3,14 @@
 //! lines and tells a clean close (close_notify) from a cut or reset one, and
 //! the binary started with TLS. No private key is ever committed.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{mpsc, Arc, Mutex};
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::thread;
+use std::time::Instant;
 
 use chatroom::tls::Identity;
 use chatroom::{Config, Listen, Server};
@@ -18,6 +18,7 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore};
 
+use super::process::{ServerProcess, PLAIN};
 use super::{tcp, test_config, Lines, TestServer, LINE_TIMEOUT};
 
 // tests/client_support/tls.rs loads this file too, and some test crates
@@ -526,23 +527,20 @@ pub fn openssl() -> &'static str {
     }
 }
 
-/// The real binary with TLS, as a child process: its stderr is drained on
-/// a thread (so logging never blocks it) and kept for the test.
+/// The real binary with TLS, as a child process (a [`ServerProcess`] whose
+/// `addr` is the TLS listener), with the addresses of both chat listeners.
 pub struct TlsProcess {
-    pub child: Child,
+    pub process: ServerProcess,
     /// The plain-TCP listener, if it has one.
     pub plain: Option<SocketAddr>,
     /// The TLS listener.
     pub tls: SocketAddr,
-    log: Arc<Mutex<String>>,
-    drain: Option<JoinHandle<()>>,
 }
 
-impl Drop for TlsProcess {
-    fn drop(&mut self) {
-        // Only our own child, by its handle.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::Deref for TlsProcess {
+    type Target = ServerProcess;
+    fn deref(&self) -> &ServerProcess {
+        &self.process
     }
 }
 
@@ -552,108 +550,19 @@ impl TlsProcess {
     /// `--port off`).
     #[track_caller]
     pub fn spawn(args: &[&str]) -> TlsProcess {
-        let mut child = Command::new(super::process::BIN)
-            .args(args)
-            // The web listeners default to fixed ports, which tests running
-            // side by side would fight over.
-            .args(["--http-port", "off", "--https-port", "off"])
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn chatroom");
-        let stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        let drain = thread::spawn({
-            let log = Arc::clone(&log);
-            move || {
-                for line in stderr.lines() {
-                    let Ok(line) = line else { return };
-                    for (kind, marker) in
-                        [("plain", "listening on "), ("tls", "listening (tls) on ")]
-                    {
-                        if let Some(addr) = line.split(marker).nth(1) {
-                            let _ = tx.send((kind, addr.trim().to_string()));
-                        }
-                    }
-                    let mut log = log.lock().unwrap();
-                    log.push_str(&line);
-                    log.push('\n');
-                }
-            }
-        });
-        let want_plain = !args.windows(2).any(|w| w == ["--port", "off"]);
-        let (mut plain, mut tls) = (None, None);
-        let deadline = Instant::now() + LINE_TIMEOUT;
-        while tls.is_none() || (want_plain && plain.is_none()) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(("plain", addr)) => plain = Some(addr.parse().expect("listening address")),
-                Ok((_, addr)) => tls = Some(addr.parse().expect("listening address")),
-                Err(_) => panic!("no `listening` lines; log: {}", log.lock().unwrap()),
-            }
-        }
+        let process = ServerProcess::spawn_on("tls", args);
+        let has_plain = !args.windows(2).any(|w| w == ["--port", "off"]);
         TlsProcess {
-            child,
-            plain,
-            tls: tls.unwrap(),
-            log,
-            drain: Some(drain),
-        }
-    }
-
-    /// Sends `sig` to the server.
-    #[track_caller]
-    pub fn signal(&self, sig: libc::c_int) {
-        // SAFETY: sends a signal to our own child process, by its PID.
-        assert_eq!(
-            unsafe { libc::kill(self.child.id() as libc::pid_t, sig) },
-            0
-        );
-    }
-
-    /// The log so far.
-    pub fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// Waits (bounded) until the log holds `needle` at least `count` times.
-    #[track_caller]
-    pub fn wait_for_log(&self, needle: &str, count: usize) {
-        let deadline = Instant::now() + LINE_TIMEOUT;
-        loop {
-            let seen = self.log.lock().unwrap().matches(needle).count();
-            if seen >= count {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "log has {needle:?} {seen} times, not {count}: {}",
-                self.log()
-            );
-            thread::sleep(Duration::from_millis(5));
+            plain: has_plain.then(|| process.listening(PLAIN)),
+            tls: process.addr,
+            process,
         }
     }
 
     /// Sends SIGTERM, asserts a graceful exit (status 0) and returns the
     /// whole log.
     #[track_caller]
-    pub fn terminate(mut self) -> String {
-        self.signal(libc::SIGTERM);
-        let deadline = Instant::now() + LINE_TIMEOUT;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "server did not exit");
-            thread::sleep(Duration::from_millis(10));
-        };
-        assert_eq!(status.code(), Some(0), "exit status after SIGTERM");
-        if let Some(drain) = self.drain.take() {
-            drain.join().expect("stderr drain thread");
-        }
-        self.log()
+    pub fn terminate(self) -> String {
+        self.process.terminate()
     }
 }
