@@ -284,14 +284,12 @@ fn tls_flags_without_certificate_exit_2() {
     }
 }
 
-/// `openssl s_client` (verifying the certificate against the test CA)
-/// chats with the real binary: its lines reach a plain-TCP client and back,
-/// and `/quit` ends the session cleanly (s_client exits 0).
-#[test]
-fn openssl_s_client_chats_with_the_binary() {
-    let pki = Pki::new("chatroom test CA");
+/// The binary serving `pki`'s certificate on a TLS listener and plain TCP
+/// on another, both on free ports, flood control off.
+#[track_caller]
+fn plain_and_tls(pki: &Pki) -> TlsProcess {
     let (cert, key) = (pki.cert.to_str().unwrap(), pki.key.to_str().unwrap());
-    let server = TlsProcess::spawn(&[
+    TlsProcess::spawn(&[
         "--port",
         "0",
         "--tls-port",
@@ -302,7 +300,16 @@ fn openssl_s_client_chats_with_the_binary() {
         key,
         "--flood-rate",
         "0",
-    ]);
+    ])
+}
+
+/// `openssl s_client` (verifying the certificate against the test CA)
+/// chats with the real binary: its lines reach a plain-TCP client and back,
+/// and `/quit` ends the session cleanly (s_client exits 0).
+#[test]
+fn openssl_s_client_chats_with_the_binary() {
+    let pki = Pki::new("chatroom test CA");
+    let server = plain_and_tls(&pki);
     let mut bob = Client::login(server.plain.expect("a plain listener"), "bob");
     let mut carol = SClient::start(server.tls.port(), &pki.ca, &[]);
     carol.expect(PROMPT);
@@ -335,19 +342,7 @@ fn openssl_s_client_chats_with_the_binary() {
 #[test]
 fn tls12_renegotiation_is_refused_without_harming_others() {
     let pki = Pki::new("chatroom test CA");
-    let (cert, key) = (pki.cert.to_str().unwrap(), pki.key.to_str().unwrap());
-    let server = TlsProcess::spawn(&[
-        "--port",
-        "0",
-        "--tls-port",
-        "0",
-        "--tls-cert",
-        cert,
-        "--tls-key",
-        key,
-        "--flood-rate",
-        "0",
-    ]);
+    let server = plain_and_tls(&pki);
     let mut bob = TlsClient::login(server.tls, &pki.client(), "bob");
     // `-no_ign_eof` after `-quiet` turns s_client's commands back on.
     let mut reneg = SClient::start(server.tls.port(), &pki.ca, &["-tls1_2", "-no_ign_eof"]);
