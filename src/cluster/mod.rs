@@ -962,13 +962,30 @@ impl RedisBus {
     fn degrade(&mut self, pending: Vec<Op>, tell: bool, out: &mut impl Outbox) {
         for op in pending {
             let c = match op {
-                Op::Register(c, _) => {
+                Op::Register(c, name) => {
+                    self.release(c.key);
                     if self.local_of(c).is_some() {
-                        self.clients[c.key] = None;
+                        // Its join may have come back already.
+                        self.forget(c.key);
                         self.refuse(c.key, Refusal::Unavailable, out);
                         out.send(c.key, PROMPT_LINE.as_bytes());
                     }
-                    self.release(c.key);
+                    // Redis may have run it and only the answer be lost:
+                    // then the name is held for this connection, which no
+                    // longer claims it. Give it back once Redis is here
+                    // (a no-op if the claim never happened).
+                    let (lname, k, id) = (
+                        name.to_ascii_lowercase(),
+                        c.key.to_string(),
+                        c.id.to_string(),
+                    );
+                    self.session.leave_later(&[
+                        lname.as_bytes(),
+                        k.as_bytes(),
+                        id.as_bytes(),
+                        b"closed",
+                        b"",
+                    ]);
                     continue;
                 }
                 Op::Say(c) | Op::Join(c, _) | Op::Nick(c, _) | Op::Msg(c, _, _) => c,
