@@ -10,6 +10,7 @@
 //! (bounded); everything else synchronises by reading the expected line.
 
 use std::collections::BTreeSet;
+use std::io::Write as _;
 use std::net::{Shutdown, SocketAddr};
 use std::sync::{Arc, Barrier};
 use std::thread;
@@ -1131,4 +1132,76 @@ fn partitioned_node_comes_back() {
         c.send("/who");
         c.expect("* lobby has 3 members: Alice, bob, dave");
     }
+}
+
+/// A registration that Redis ran but whose answer was lost with the
+/// connection (Redis killed the node's command connection right after
+/// running it): the client is refused and asked again, and when the node
+/// is back the name is not left held by nobody: the room hears the lost
+/// claim leave, and the name can be registered again.
+#[test]
+fn registration_lost_in_flight_does_not_hold_the_name() {
+    let redis = RedisServer::start();
+    let a = start_node(&redis, "flight-a");
+    let mut alice = login(a.addr, "alice");
+    let mut admin = redis.raw();
+
+    // Frozen, Redis reads nothing. The name is read by the node before
+    // alice's /help (sent after it), and the node writes to Redis before it
+    // writes to clients, so once alice has her answer the registration is
+    // in Redis' socket; then the kill of the node's command connection
+    // (queued behind it) makes Redis run the script and drop its answer.
+    redis.freeze();
+    let mut x = Client::connect(a.addr);
+    x.name = "xavier".into();
+    x.expect_prompt();
+    x.send("xavier");
+    alice.send("/help who");
+    alice.expect("* /who: list your room's members (away ones marked)");
+    admin
+        .write_all(b"CLIENT KILL TYPE normal SKIPME yes\r\n")
+        .unwrap();
+    redis.thaw();
+    let mut killed = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(&mut admin), &mut killed).unwrap();
+    assert_eq!(killed, ":1\r\n", "one command connection killed");
+
+    // Whatever xavier saw of the join, it ends refused and asked again.
+    let mut seen = Vec::new();
+    loop {
+        let line = x.read_line().expect("xavier's next line");
+        if line == RECONNECTING {
+            break;
+        }
+        seen.push(line);
+    }
+    x.expect_prompt();
+    // The node may have heard its join come back before the loss.
+    let joined = !seen.is_empty();
+    if joined {
+        assert_eq!(
+            seen,
+            [
+                "* xavier joined lobby",
+                &welcome("xavier"),
+                "* lobby has 2 members: alice, xavier"
+            ]
+        );
+    }
+    let mut want = vec![DEGRADED, RESTORED, "* xavier left"];
+    if joined {
+        want.insert(0, "* xavier joined lobby");
+    }
+    for line in want {
+        alice.expect(line);
+    }
+    let (mut x2, burst) = register(a.addr, "xavier");
+    assert_eq!(burst[0], "* xavier joined lobby", "burst {burst:?}");
+    alice.expect("* xavier joined lobby");
+    alice.send("/who");
+    alice.expect("* lobby has 2 members: alice, xavier");
+    // The first connection, unregistered, hears nothing of the room.
+    say(&mut x2, "hi", "xavier: hi", &mut [&mut alice]);
+    x.send("/quit");
+    x.expect_eof();
 }

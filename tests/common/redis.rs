@@ -139,6 +139,23 @@ impl RedisServer {
         assert_eq!(rc, 0, "SIGSTOP redis-server");
     }
 
+    /// Lets a frozen server run again (SIGCONT).
+    #[track_caller]
+    pub fn thaw(&self) {
+        // SAFETY: signals our own child process.
+        let rc = unsafe { libc::kill(self.pid() as libc::pid_t, libc::SIGCONT) };
+        assert_eq!(rc, 0, "SIGCONT redis-server");
+    }
+
+    /// Opens a connection for commands sent raw (e.g. while it is frozen,
+    /// to be run when it thaws).
+    #[track_caller]
+    pub fn raw(&self) -> TcpStream {
+        let stream = TcpStream::connect(self.addr()).expect("connect to redis-server");
+        stream.set_read_timeout(Some(LINE_TIMEOUT)).unwrap();
+        stream
+    }
+
     /// Starts it again on the same port (empty: it persists nothing).
     #[track_caller]
     pub fn restart(&mut self) {
