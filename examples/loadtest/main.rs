@@ -9,12 +9,14 @@
 //! - `wire`: per-target registration, framing and line decoding.
 //! - `ws`: WebSocket client framing: the upgrade, masked frames out,
 //!   the server's frames in.
+//! - `base64`: the encoding of its keys (shared with the tests).
 //! - `tally`: exact delivery counting and latency percentiles.
 //! - `driver`: the mio event loop over every client socket.
 //! - `scenario`: fanout, latency, connections and soak.
 //! - `procstat`: server CPU and memory from `/proc`.
 //! - `report`: summary table, JSON and CSV output.
 
+mod base64;
 mod driver;
 mod payload;
 mod procstat;

@@ -10,6 +10,8 @@ use tungstenite::handshake::derive_accept_key;
 use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 use tungstenite::protocol::frame::FrameHeader;
 
+use crate::base64;
+
 /// The server's answer head may not be longer than this.
 const MAX_HEAD_BYTES: usize = 8 * 1024;
 /// A server message (one line) may not be longer than this.
@@ -31,28 +33,7 @@ pub fn key(n: u64) -> String {
     let mut bytes = [0u8; 16];
     bytes[..8].copy_from_slice(&n.to_be_bytes());
     bytes[8..].copy_from_slice(&(n ^ 0x6c74_6b65_795f_6c74).to_le_bytes());
-    base64(&bytes)
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    base64::encode(&bytes)
 }
 
 /// Checks the server's answer to the upgrade request made with `key`:
@@ -245,7 +226,7 @@ mod tests {
             (b"foobar", "Zm9vYmFy"),
         ];
         for (input, want) in cases {
-            assert_eq!(base64(input), *want);
+            assert_eq!(base64::encode(input), *want);
         }
         assert_eq!(key(7).len(), 24);
         assert_ne!(key(7), key(8));

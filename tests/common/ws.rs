@@ -15,6 +15,9 @@ use chatroom::{Config, Listen, Server};
 
 use super::{tcp, test_config, Got, Lines, TestServer, LINE_TIMEOUT};
 
+#[path = "../../examples/loadtest/base64.rs"]
+mod base64;
+
 /// Frame opcodes (RFC 6455 section 5.2).
 pub mod op {
     pub const CONTINUATION: u8 = 0x0;
@@ -663,27 +666,5 @@ pub fn fresh_key() -> String {
     let mut raw = [0u8; 16];
     raw[..8].copy_from_slice(&n.to_le_bytes());
     raw[8..].copy_from_slice(&(!n).to_be_bytes());
-    base64(&raw)
-}
-
-/// Standard base64 with padding.
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    base64::encode(&raw)
 }
