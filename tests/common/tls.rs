@@ -21,9 +21,6 @@ use rustls::{ClientConfig, ClientConnection, RootCertStore};
 use super::process::{ServerProcess, PLAIN};
 use super::{tcp, test_config, Lines, TestServer, LINE_TIMEOUT};
 
-// tests/client_support/tls.rs loads this file too, and some test crates
-// have both helper modules: each keeps its own copy.
-#[allow(clippy::duplicate_mod)]
 #[path = "../../examples/gencert/certs.rs"]
 mod certs;
 
@@ -31,7 +28,7 @@ mod certs;
 static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
 
 /// A throwaway CA and a server certificate for `localhost` and `127.0.0.1`
-/// signed by it, written as `ca.pem`, `cert.pem` (chain) and `key.pem` into
+/// (or other names) signed by it, written as `ca.pem`, `cert.pem` (chain) and `key.pem` into
 /// a fresh temp dir that is removed on drop.
 pub struct Pki {
     pub dir: PathBuf,
@@ -47,7 +44,12 @@ pub struct Pki {
 impl Pki {
     /// Generates a CA named `ca_name` and a server certificate it signs.
     pub fn new(ca_name: &str) -> Pki {
-        let pem = certs::generate(ca_name, &["localhost", "127.0.0.1"]).expect("generate certs");
+        Pki::for_names(ca_name, &["localhost", "127.0.0.1"])
+    }
+
+    /// As [`new`](Self::new), with a server certificate for `names`.
+    pub fn for_names(ca_name: &str, names: &[&str]) -> Pki {
+        let pem = certs::generate(ca_name, names).expect("generate certs");
         let dir = std::env::temp_dir().join(format!(
             "chatroom-tls-test-{}-{}",
             std::process::id(),
