@@ -151,8 +151,11 @@ pub fn log_level(s: &str) -> Result<log::LevelFilter, String> {
 /// the first address found. `default_port` when none is given.
 pub fn address(default_port: u16) -> impl Fn(&str) -> Result<SocketAddr, String> {
     move |s| {
-        let (host, port) = split_host_port(s, default_port)?;
-        (host, port)
+        if s.trim().is_empty() {
+            return Err("needs a host".into());
+        }
+        let (host, port) = split_host_port(s)?;
+        (host, port.unwrap_or(default_port))
             .to_socket_addrs()
             .map_err(|e| format!("cannot resolve {host:?}: {e}"))?
             .next()
@@ -160,25 +163,27 @@ pub fn address(default_port: u16) -> impl Fn(&str) -> Result<SocketAddr, String>
     }
 }
 
-/// Splits `HOST[:PORT]`: `[::1]:5550`, `::1`, `localhost`, `10.0.0.1:80`.
-fn split_host_port(s: &str, default_port: u16) -> Result<(&str, u16), String> {
+/// Splits `HOST[:PORT]` without resolving it: `[::1]:5550`, `::1` (a bare
+/// IPv6 address), `localhost`, `10.0.0.1:80`; the port is `None` when not
+/// given. Errors on an unclosed `[`, text after `]` or a bad port; an empty
+/// host (`:80`) is the caller's to refuse or resolve.
+pub fn split_host_port(s: &str) -> Result<(&str, Option<u16>), String> {
     let s = s.trim();
     if let Some(rest) = s.strip_prefix('[') {
         let (host, after) = rest
             .split_once(']')
             .ok_or_else(|| format!("unclosed [ in {s:?}"))?;
         return match after.strip_prefix(':') {
-            Some(p) => Ok((host, port(p)?)),
-            None if after.is_empty() => Ok((host, default_port)),
+            Some(p) => Ok((host, Some(port(p)?))),
+            None if after.is_empty() => Ok((host, None)),
             None => Err(format!("unexpected {after:?} after ] in {s:?}")),
         };
     }
     match s.rsplit_once(':') {
         // More than one ':' and no brackets: a bare IPv6 address.
-        Some((host, _)) if host.contains(':') => Ok((s, default_port)),
-        Some((host, p)) => Ok((host, port(p)?)),
-        None if s.is_empty() => Err("needs a host".into()),
-        None => Ok((s, default_port)),
+        Some((host, _)) if host.contains(':') => Ok((s, None)),
+        Some((host, p)) => Ok((host, Some(port(p)?))),
+        None => Ok((s, None)),
     }
 }
 
@@ -235,6 +240,30 @@ mod tests {
         assert_eq!(a("::1").unwrap(), "[::1]:5550".parse().unwrap());
         assert!(a("localhost").unwrap().ip().is_loopback());
         assert!(a("127.0.0.1:99999").unwrap_err().contains("0-65535"));
+    }
+
+    #[test]
+    fn host_and_port_split() {
+        let ok: &[(&str, &str, Option<u16>)] = &[
+            ("localhost", "localhost", None),
+            (" 10.0.0.1:80 ", "10.0.0.1", Some(80)),
+            ("[::1]:5550", "::1", Some(5550)),
+            ("[::1]", "::1", None),
+            ("::1", "::1", None),
+            (":80", "", Some(80)),
+            ("", "", None),
+        ];
+        for &(input, host, port) in ok {
+            assert_eq!(split_host_port(input), Ok((host, port)), "{input:?}");
+        }
+        let bad = [
+            ("[::1", "unclosed [ in \"[::1\""),
+            ("[::1]x", "unexpected \"x\" after ] in \"[::1]x\""),
+        ];
+        for (input, want) in bad {
+            assert_eq!(split_host_port(input), Err(want.to_string()), "{input:?}");
+        }
+        assert!(split_host_port("a:99999").unwrap_err().contains("0-65535"));
     }
 
     #[test]

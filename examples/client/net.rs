@@ -41,32 +41,12 @@ impl fmt::Display for Target {
 /// Parses `--addr`: `HOST[:PORT]`, `[V6]:PORT`, or a bare IPv6 address.
 /// The port is `None` when not given (the default depends on `--tls`).
 pub fn parse_addr(s: &str) -> Result<(String, Option<u16>), String> {
-    let s = s.trim();
-    let port = |p: &str| {
-        chatroom::cli::port(p).and_then(|n| match n {
-            0 => Err("port 0 cannot be connected to".to_string()),
-            n => Ok(Some(n)),
-        })
-    };
-    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-        let (host, after) = rest
-            .split_once(']')
-            .ok_or_else(|| format!("unclosed [ in {s:?}"))?;
-        match after.strip_prefix(':') {
-            Some(p) => (host, port(p)?),
-            None if after.is_empty() => (host, None),
-            None => return Err(format!("unexpected {after:?} after ] in {s:?}")),
-        }
-    } else {
-        match s.rsplit_once(':') {
-            // More than one ':' and no brackets: a bare IPv6 address.
-            Some((host, _)) if host.contains(':') => (s, None),
-            Some((host, p)) => (host, port(p)?),
-            None => (s, None),
-        }
-    };
+    let (host, port) = chatroom::cli::split_host_port(s)?;
+    if port == Some(0) {
+        return Err("port 0 cannot be connected to".to_string());
+    }
     if host.is_empty() {
-        return Err(format!("needs a host (got {s:?})"));
+        return Err(format!("needs a host (got {:?})", s.trim()));
     }
     Ok((host.to_string(), port))
 }

@@ -495,21 +495,10 @@ fn endpoints(default_port: u16) -> impl Fn(&str) -> Result<Vec<Endpoint>, String
                 }
                 Ok(Endpoint {
                     addr: cli::address(default_port)(item)?,
-                    host: host_of(item).to_string(),
+                    host: cli::split_host_port(item)?.0.to_string(),
                 })
             })
             .collect()
-    }
-}
-
-/// The host part of `HOST[:PORT]`, `[v6]:PORT` or a bare IPv6 address.
-fn host_of(s: &str) -> &str {
-    if let Some(rest) = s.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or(rest);
-    }
-    match s.rsplit_once(':') {
-        Some((host, _)) if !host.contains(':') => host,
-        _ => s,
     }
 }
 
