@@ -57,6 +57,9 @@ struct Local {
     room: Option<String>,
     /// Its registration was confirmed.
     registered: bool,
+    /// A `/nick` to this name failed with the connection: Redis may have
+    /// run it; the restore undoes it there.
+    lost_nick: Option<String>,
 }
 
 /// What this node knows of a room it has members in.
@@ -387,6 +390,7 @@ impl Bus for RedisBus {
             lname: name.to_ascii_lowercase(),
             room: None,
             registered: false,
+            lost_nick: None,
         });
         self.wait(c.key);
         self.via_room(&LOBBY.to_ascii_lowercase(), Queued::Register(c));
@@ -784,12 +788,14 @@ impl RedisBus {
                     .then(|| self.local_of(ClientId { key, id }))
                     .flatten();
                 let subject = local.map(|_| key);
-                // A client put back after its node was lost (RESTORE) is
-                // in this room here already.
-                let here = local.is_some_and(|l| l.room.as_deref() == Some(lroom));
+                // A client put back by RESTORE may be in this room here
+                // already (only then is its room this one: a scan of the
+                // members for that case only).
+                let back = local.is_some_and(|l| l.room.as_deref() == Some(lroom));
                 let Some(room) = self.rooms.get_mut(lroom) else {
                     return;
                 };
+                let here = back && room.members.contains(&key);
                 room.shown = event::text(shown).to_owned();
                 if let Some(key) = subject {
                     room.arriving.retain(|a| a.key != key);
@@ -988,7 +994,20 @@ impl RedisBus {
                     ]);
                     continue;
                 }
-                Op::Say(c) | Op::Join(c, _) | Op::Nick(c, _) | Op::Msg(c, _, _) => c,
+                Op::Nick(c, new) => {
+                    if let Some(l) = self.clients.get_mut(c.key).and_then(Option::as_mut) {
+                        // Unless its rename came back already.
+                        if l.id == c.id && l.name != new {
+                            l.lost_nick = Some(new);
+                        }
+                    }
+                    c
+                }
+                Op::Join(c, lroom) => {
+                    self.arrived(&lroom, c);
+                    c
+                }
+                Op::Say(c) | Op::Msg(c, _, _) => c,
                 _ => continue,
             };
             self.release(c.key);
@@ -1038,6 +1057,10 @@ impl RedisBus {
                 .and_then(|r| self.rooms.get(r))
                 .map_or(lobby.clone(), |r| r.shown.clone());
             let (name, k, id) = (l.name.clone(), key.to_string(), l.id.to_string());
+            let alias = self.clients[key]
+                .as_mut()
+                .and_then(|l| l.lost_nick.take())
+                .unwrap_or_default();
             self.run(
                 ScriptId::Restore,
                 &[
@@ -1045,6 +1068,7 @@ impl RedisBus {
                     k.as_bytes(),
                     id.as_bytes(),
                     room.as_bytes(),
+                    alias.as_bytes(),
                 ],
                 Op::Restore(c),
             );

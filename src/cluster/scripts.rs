@@ -332,29 +332,66 @@ return n
 "#,
 };
 
-/// ARGV: node, name, key, id, room. After a reconnect: puts a client of
-/// this node back (Redis may have restarted empty). Its room is told it
-/// joined only if this node had been declared lost (`cr:lost:<node>`, set
-/// when it was reclaimed: the room was told it left) and the client was no
-/// longer a member; after an empty restart nobody was told anything.
-/// Reply: `ok` or `taken` (someone else holds the name now).
+/// ARGV: node, name, key, id, room, alias. After a reconnect: puts a
+/// client of this node back (Redis may have restarted empty) in `room`,
+/// as `name`: what the node believes. Where Redis believes otherwise
+/// because a script ran and its answer was lost with the connection, the
+/// rooms are told what changes, as for any move or rename:
+/// - a `/nick` to `alias` (`''`: none) that Redis ran is undone: its room
+///   hears `* <alias> is now known as <name>`;
+/// - a `/join` that Redis ran is undone: that room hears `* <name> left
+///   for <room>` and `room` hears the join.
+///
+/// The join is also told when this node had been declared lost
+/// (`cr:lost:<node>`, set when it was reclaimed: the room was told the
+/// client left). After Redis restarted empty nobody was told anything, and
+/// nothing is told. Reply: `ok` or `taken` (someone else holds the name).
 pub const RESTORE: Script = Script {
     name: "restore",
     body: r#"
-local node, name, key, id, room = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local node, name, key, id, room, alias = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local lname = string.lower(name)
 local u = 'cr:u:' .. lname
-if not owned(u, node, key, id) then
+local lroom = string.lower(room)
+local tell = redis.call('EXISTS', 'cr:lost:' .. node) == 1
+if alias ~= '' and alias ~= name then
+  local lalias = string.lower(alias)
+  local ua = 'cr:u:' .. lalias
+  local renamed = false
+  if lalias ~= lname and owned(ua, node, key, id) and redis.call('EXISTS', u) == 0 then
+    redis.call('RENAME', ua, u)
+    redis.call('SREM', 'cr:nm:' .. node, lalias)
+    redis.call('SADD', 'cr:nm:' .. node, lname)
+    renamed = true
+  elseif lalias == lname and owned(u, node, key, id) and redis.call('HGET', u, 'name') == alias then
+    renamed = true
+  end
+  if renamed then
+    redis.call('HSET', u, 'name', name)
+    local r = redis.call('HGET', u, 'room')
+    if r and r ~= '' then
+      redis.call('ZREM', 'cr:m:' .. r, lalias)
+      redis.call('ZADD', 'cr:m:' .. r, 0, lname)
+      redis.call('PUBLISH', 'cr:r:' .. r, ev('N', alias, name, node, key, id))
+    end
+  end
+end
+if owned(u, node, key, id) then
+  local prev = redis.call('HGET', u, 'room')
+  if prev and prev ~= '' and prev ~= lroom then
+    leave_room(lname, name, prev, node, key, id, 'for', shown_room(lroom, room))
+    tell = true
+  end
+else
   if not free(lname) then return 'taken' end
   redis.call('HSET', u, 'name', name, 'node', node, 'key', key, 'id', id)
 end
 redis.call('SADD', 'cr:nm:' .. node, lname)
 redis.call('SADD', 'cr:nodes', node)
-local lroom = string.lower(room)
 redis.call('HSETNX', 'cr:rooms', lroom, room)
 local added = redis.call('ZADD', 'cr:m:' .. lroom, 0, lname)
 redis.call('HSET', u, 'room', lroom)
-if added == 1 and redis.call('EXISTS', 'cr:lost:' .. node) == 1 then
+if added == 1 and tell then
   local count = redis.call('ZCARD', 'cr:m:' .. lroom)
   redis.call('PUBLISH', 'cr:r:' .. lroom,
     ev('J', name, shown_room(lroom, room), node, key, id, count))
