@@ -640,7 +640,7 @@ fn redis_restart_degrades_then_restores() {
     // line has been written to Redis.
     redis.freeze();
     alice.send_raw(b"in flight\n/help who\n");
-    alice.expect("* /who: list your room's members (away ones marked)");
+    alice.expect(HELP_WHO);
     redis.kill();
     alice.expect(NOT_SENT);
     alice.expect(DEGRADED);
@@ -655,7 +655,7 @@ fn redis_restart_degrades_then_restores() {
     bob.send("/msg alice are you there");
     bob.expect(RECONNECTING);
     alice.send("/help who");
-    alice.expect("* /who: list your room's members (away ones marked)");
+    alice.expect(HELP_WHO);
     let mut carol = Client::connect(b.addr);
     carol.name = "carol".into();
     carol.expect_prompt();
@@ -1134,6 +1134,46 @@ fn partitioned_node_comes_back() {
     }
 }
 
+const HELP_WHO: &str = "* /who: list your room's members (away ones marked)";
+
+/// With Redis frozen (Redis reads nothing) and a line already sent to the
+/// node whose script must reach Redis: syncs through `witness`, a client
+/// of the same node (its node read the line before the witness's /help,
+/// sent after it, and a node writes to Redis before it writes to clients,
+/// so once the witness has its answer the script is in Redis' socket),
+/// queues `CLIENT KILL <filter>` behind it and thaws Redis, which runs the
+/// script and then kills the node's command connection: the answer is lost.
+#[track_caller]
+fn lose_the_answer(
+    redis: &RedisServer,
+    admin: &mut std::net::TcpStream,
+    witness: &mut Client,
+    filter: &str,
+) {
+    witness.send("/help who");
+    witness.expect(HELP_WHO);
+    admin
+        .write_all(format!("CLIENT KILL {filter}\r\n").as_bytes())
+        .unwrap();
+    redis.thaw();
+    let mut killed = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(admin), &mut killed).unwrap();
+    assert_eq!(killed, ":1\r\n", "one command connection killed");
+}
+
+/// The ids of the command connections Redis has now (normal clients,
+/// not pub/sub, not the one asking).
+fn command_connections(redis: &RedisServer) -> Vec<String> {
+    redis
+        .cmd(&["CLIENT", "LIST"])
+        .text()
+        .lines()
+        .filter(|l| l.contains(" flags=N ") && !l.contains(" cmd=client|list "))
+        .filter_map(|l| l.split(' ').find_map(|f| f.strip_prefix("id=")))
+        .map(String::from)
+        .collect()
+}
+
 /// A registration that Redis ran but whose answer was lost with the
 /// connection (Redis killed the node's command connection right after
 /// running it): the client is refused and asked again, and when the node
@@ -1146,25 +1186,12 @@ fn registration_lost_in_flight_does_not_hold_the_name() {
     let mut alice = login(a.addr, "alice");
     let mut admin = redis.raw();
 
-    // Frozen, Redis reads nothing. The name is read by the node before
-    // alice's /help (sent after it), and the node writes to Redis before it
-    // writes to clients, so once alice has her answer the registration is
-    // in Redis' socket; then the kill of the node's command connection
-    // (queued behind it) makes Redis run the script and drop its answer.
-    redis.freeze();
     let mut x = Client::connect(a.addr);
     x.name = "xavier".into();
     x.expect_prompt();
+    redis.freeze();
     x.send("xavier");
-    alice.send("/help who");
-    alice.expect("* /who: list your room's members (away ones marked)");
-    admin
-        .write_all(b"CLIENT KILL TYPE normal SKIPME yes\r\n")
-        .unwrap();
-    redis.thaw();
-    let mut killed = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(&mut admin), &mut killed).unwrap();
-    assert_eq!(killed, ":1\r\n", "one command connection killed");
+    lose_the_answer(&redis, &mut admin, &mut alice, "TYPE normal SKIPME yes");
 
     // Whatever xavier saw of the join, it ends refused and asked again.
     let mut seen = Vec::new();
@@ -1178,6 +1205,7 @@ fn registration_lost_in_flight_does_not_hold_the_name() {
     x.expect_prompt();
     // The node may have heard its join come back before the loss.
     let joined = !seen.is_empty();
+    eprintln!("node a heard the registration before the loss: {joined}");
     if joined {
         assert_eq!(
             seen,
@@ -1204,4 +1232,134 @@ fn registration_lost_in_flight_does_not_hold_the_name() {
     say(&mut x2, "hi", "xavier: hi", &mut [&mut alice]);
     x.send("/quit");
     x.expect_eof();
+}
+
+/// A `/join` that Redis ran but whose answer was lost with the node's
+/// command connection: when the node is back, Redis and the rooms agree
+/// with where the node has the client (no member left behind in the
+/// other room), and every room was told each move.
+#[test]
+fn join_lost_in_flight_leaves_no_ghost() {
+    let redis = RedisServer::start();
+    let a = start_node(&redis, "jflight-a");
+    let mut alice = login(a.addr, "alice");
+    let mut carol = login(a.addr, "carol");
+    alice.expect("* carol joined lobby");
+    let ids = command_connections(&redis);
+    assert_eq!(ids.len(), 1, "node a's command connection");
+    let b = start_node(&redis, "jflight-b");
+    let mut bob = login(b.addr, "bob");
+    alice.expect("* bob joined lobby");
+    carol.expect("* bob joined lobby");
+    // carol in games: node a hears it, so alice's join goes straight out.
+    carol.send("/join games");
+    carol.expect("* carol joined games");
+    rest_of_burst(&mut carol);
+    alice.expect("* carol left for games");
+    bob.expect("* carol left for games");
+    let mut admin = redis.raw();
+
+    redis.freeze();
+    alice.send("/join games");
+    lose_the_answer(&redis, &mut admin, &mut carol, &format!("ID {}", ids[0]));
+    // Redis moved alice; bob's node heard it.
+    bob.expect("* alice left for games");
+    let first = alice.read_line().unwrap();
+    if first == "* alice joined games" {
+        // Node a heard the move before it lost the connection: alice is
+        // in games, and stays there.
+        eprintln!("node a heard the join before the loss");
+        for line in [
+            "* games has 2 members: alice, carol",
+            NOT_SENT,
+            DEGRADED,
+            RESTORED,
+        ] {
+            alice.expect(line);
+        }
+        for line in ["* alice joined games", DEGRADED, RESTORED] {
+            carol.expect(line);
+        }
+        bob.send("/rooms");
+        bob.expect("* 2 rooms: games (2), lobby (1)");
+    } else {
+        // It did not: alice is put back in the lobby, and both rooms are
+        // told.
+        eprintln!("node a did not hear the join before the loss");
+        assert_eq!(first, NOT_SENT);
+        for line in [DEGRADED, RESTORED, "* alice joined lobby"] {
+            alice.expect(line);
+        }
+        for line in [DEGRADED, RESTORED, "* alice left for lobby"] {
+            carol.expect(line);
+        }
+        bob.expect("* alice joined lobby");
+        bob.send("/rooms");
+        bob.expect("* 2 rooms: games (1), lobby (2)");
+        alice.send("/who");
+        alice.expect("* lobby has 2 members: alice, bob");
+        say(&mut alice, "here", "alice: here", &mut [&mut bob]);
+    }
+    carol.send("/who");
+    let who = carol.read_line().unwrap();
+    assert!(who.starts_with("* games has "), "{who}");
+}
+
+/// A `/nick` that Redis ran but whose answer was lost with the node's
+/// command connection: when the node is back, Redis and the room agree
+/// with the name the node has for the client, and the other name is free.
+#[test]
+fn nick_lost_in_flight_leaves_no_ghost() {
+    let redis = RedisServer::start();
+    let a = start_node(&redis, "nflight-a");
+    let mut alice = login(a.addr, "alice");
+    let mut carol = login(a.addr, "carol");
+    alice.expect("* carol joined lobby");
+    let ids = command_connections(&redis);
+    assert_eq!(ids.len(), 1, "node a's command connection");
+    let b = start_node(&redis, "nflight-b");
+    let mut bob = login(b.addr, "bob");
+    alice.expect("* bob joined lobby");
+    carol.expect("* bob joined lobby");
+    let mut admin = redis.raw();
+
+    redis.freeze();
+    alice.send("/nick alicia");
+    lose_the_answer(&redis, &mut admin, &mut carol, &format!("ID {}", ids[0]));
+    bob.expect("* alice is now known as alicia");
+    let first = alice.read_line().unwrap();
+    let (name, other) = if first == "* alice is now known as alicia" {
+        // Node a heard the rename before it lost the connection.
+        eprintln!("node a heard the rename before the loss");
+        for line in [NOT_SENT, DEGRADED, RESTORED] {
+            alice.expect(line);
+        }
+        for line in ["* alice is now known as alicia", DEGRADED, RESTORED] {
+            carol.expect(line);
+        }
+        ("alicia", "alice")
+    } else {
+        // It did not: the rename is undone, and the room told.
+        eprintln!("node a did not hear the rename before the loss");
+        assert_eq!(first, NOT_SENT);
+        for line in [DEGRADED, RESTORED, "* alicia is now known as alice"] {
+            alice.expect(line);
+        }
+        for line in [DEGRADED, RESTORED, "* alicia is now known as alice"] {
+            carol.expect(line);
+        }
+        bob.expect("* alicia is now known as alice");
+        ("alice", "alicia")
+    };
+    bob.send("/who");
+    bob.expect(&format!("* lobby has 3 members: {name}, bob, carol"));
+    say(
+        &mut alice,
+        "me",
+        &format!("{name}: me"),
+        &mut [&mut bob, &mut carol],
+    );
+    // The other name is free.
+    let (_d, burst) = register(b.addr, other);
+    assert_eq!(burst[0], format!("* {other} joined lobby"));
 }

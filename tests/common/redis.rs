@@ -137,6 +137,19 @@ impl RedisServer {
         // SAFETY: signals our own child process.
         let rc = unsafe { libc::kill(self.pid() as libc::pid_t, libc::SIGSTOP) };
         assert_eq!(rc, 0, "SIGSTOP redis-server");
+        // The signal is delivered asynchronously: wait until it is stopped,
+        // so nothing sent from now on is read before it thaws.
+        let deadline = Instant::now() + LINE_TIMEOUT;
+        while self.state() != Some('T') {
+            assert!(Instant::now() < deadline, "redis-server did not stop");
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Its process state (`R`, `S`, `T`...), from /proc/PID/stat.
+    fn state(&self) -> Option<char> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).ok()?;
+        stat[stat.rfind(')')? + 2..].chars().next()
     }
 
     /// Lets a frozen server run again (SIGCONT).
