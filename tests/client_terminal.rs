@@ -8,7 +8,7 @@ mod client_support;
 mod common;
 
 use client_support::pty::PtyClient;
-use common::{start_server, Client};
+use common::{start_server, Client, TestServer};
 
 /// What a person sees after registering as `name` alone in the lobby.
 fn lobby_for(name: &str) -> [String; 3] {
@@ -17,6 +17,20 @@ fn lobby_for(name: &str) -> [String; 3] {
         format!("* welcome to chatroom, {name}! /help lists the commands"),
         format!("* lobby has 1 member: {name}"),
     ]
+}
+
+/// A server with `bob` on it over TCP, and the client at a terminal as
+/// `alice`, registered (its prompt drawn after the member list) and seen
+/// by bob.
+#[track_caller]
+fn alice_beside_bob() -> (TestServer, Client, PtyClient) {
+    let server = start_server();
+    let addr = server.addr.to_string();
+    let mut bob = Client::login(server.addr, "bob");
+    let client = PtyClient::spawn(&["--addr", &addr, "--name", "alice"]);
+    bob.expect("* alice joined lobby");
+    client.wait_for_prompt_after("* lobby has 2 members: alice, bob");
+    (server, bob, client)
 }
 
 /// Strips the `HH:MM:SS ` a decorated line starts with.
@@ -71,12 +85,7 @@ fn own_line_shows_once() {
 /// empty line leaves with /quit, status 0.
 #[test]
 fn ctrl_c_clears_then_leaves() {
-    let server = start_server();
-    let addr = server.addr.to_string();
-    let mut bob = Client::login(server.addr, "bob");
-    let mut client = PtyClient::spawn(&["--addr", &addr, "--name", "alice"]);
-    bob.expect("* alice joined lobby");
-    client.wait_for_prompt_after("* lobby has 2 members: alice, bob");
+    let (_server, mut bob, mut client) = alice_beside_bob();
 
     client.type_keys("oops");
     client.wait_for("the typed text", |s| {
@@ -99,12 +108,7 @@ fn ctrl_c_clears_then_leaves() {
 /// Ctrl-D on an empty line leaves with /quit, status 0.
 #[test]
 fn ctrl_d_leaves() {
-    let server = start_server();
-    let addr = server.addr.to_string();
-    let mut bob = Client::login(server.addr, "bob");
-    let mut client = PtyClient::spawn(&["--addr", &addr, "--name", "alice"]);
-    bob.expect("* alice joined lobby");
-    client.wait_for_prompt_after("* lobby has 2 members: alice, bob");
+    let (_server, mut bob, mut client) = alice_beside_bob();
     client.type_keys("\x04");
     bob.expect("* alice left (quit)");
     assert_eq!(client.wait_exit().code(), Some(0));
