@@ -313,12 +313,6 @@ impl Asker for EditorAsker<'_> {
             Err(e) => Err(Exit::fail(format!("cannot read from the terminal: {e}"))),
         }
     }
-
-    fn show(&mut self, rendered: &str) {
-        let mut stdout = io::stdout().lock();
-        let _ = writeln!(stdout, "{rendered}");
-        let _ = stdout.flush();
-    }
 }
 
 /// The reader thread's screen: everything goes through rustyline's

@@ -112,12 +112,6 @@ impl Asker for StdinAsker {
             Err(e) => Err(Exit::fail(format!("cannot read stdin: {e}"))),
         }
     }
-
-    fn show(&mut self, rendered: &str) {
-        let mut stdout = io::stdout().lock();
-        let _ = writeln!(stdout, "{rendered}");
-        let _ = stdout.flush();
-    }
 }
 
 /// Received lines to stdout, the client's notes to stderr.

@@ -246,8 +246,12 @@ pub trait Asker {
     fn can_ask(&self) -> bool;
     /// `Ok(None)` when the user gave up (Ctrl-C, Ctrl-D).
     fn ask(&mut self) -> Result<Option<String>, Exit>;
-    /// Shows a line received during registration.
-    fn show(&mut self, rendered: &str);
+    /// Shows a line received during registration: on stdout, flushed.
+    fn show(&mut self, rendered: &str) {
+        let mut stdout = io::stdout().lock();
+        let _ = writeln!(stdout, "{rendered}");
+        let _ = stdout.flush();
+    }
 }
 
 /// Answers the server's name prompts until the own join notice
