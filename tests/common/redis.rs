@@ -169,6 +169,38 @@ impl RedisServer {
         stream
     }
 
+    /// Bytes the server has not read yet from its connection with the
+    /// client at loopback port `peer` (from /proc/net/tcp).
+    #[track_caller]
+    pub fn unread_from(&self, peer: u16) -> usize {
+        let table = std::fs::read_to_string("/proc/net/tcp").expect("read /proc/net/tcp");
+        let (local, remote) = (format!(":{:04X}", self.port), format!(":{peer:04X}"));
+        table
+            .lines()
+            .skip(1)
+            .find_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.len() > 4 && f[1].ends_with(&local) && f[2].ends_with(&remote))
+                    .then(|| usize::from_str_radix(f[4].split(':').nth(1)?, 16).ok())
+                    .flatten()
+            })
+            .unwrap_or_else(|| panic!("no connection from port {peer} in /proc/net/tcp"))
+    }
+
+    /// Waits (bounded) until the server has more than `than` unread bytes
+    /// from port `peer`: what was written to it has reached its socket.
+    #[track_caller]
+    pub fn wait_unread(&self, peer: u16, than: usize) {
+        let deadline = Instant::now() + LINE_TIMEOUT;
+        while self.unread_from(peer) <= than {
+            assert!(
+                Instant::now() < deadline,
+                "nothing reached redis from port {peer}"
+            );
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     /// Starts it again on the same port (empty: it persists nothing).
     #[track_caller]
     pub fn restart(&mut self) {
