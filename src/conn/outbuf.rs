@@ -12,6 +12,8 @@ use std::io::{self, IoSlice, Write};
 /// Lines are packed into chunks of up to this many bytes (a line may
 /// straddle two).
 pub const CHUNK_BYTES: usize = 16 * 1024;
+/// A drained filling chunk up to this size is kept for the next lines.
+const KEEP_BYTES: usize = 1024;
 /// Most chunks handed to one `writev`: 64 × 16 KiB covers any write budget.
 const MAX_IOVECS: usize = 64;
 
@@ -161,9 +163,16 @@ impl OutBuf {
                         }
                     }
                 }
-                // Keep the filling chunk (and the spare) while the client is
-                // busy, so a client that gets output every turn does not
-                // allocate every turn; the idle sweep releases them.
+                // Keep a full-size filling chunk (and the spare) while the
+                // client is busy, so a client that gets output every turn
+                // does not allocate every turn; the idle sweep releases
+                // them. A mid-size one is a one-off burst (a join's member
+                // list): freed now, so the next newcomer in this turn
+                // reuses the memory instead of every newcomer pinning its
+                // own until the sweep.
+                _ if (KEEP_BYTES + 1..CHUNK_BYTES).contains(&self.fill.capacity()) => {
+                    self.fill = Vec::new();
+                }
                 _ => self.fill.clear(),
             }
         }
