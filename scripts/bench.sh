@@ -11,7 +11,8 @@
 #        BEFORE=/path/to/old/chatroom SERVERS="before chatroom" \
 #          WORKLOADS="F1 F2 L1" SKIP_TUTORIAL=1 scripts/bench.sh
 #                                    before/after, same run, same load tool
-# Env:   REPS (3), OUT (bench-results), SHARED (../shared, for the tutorial
+# Env:   REPS (3), OUT (bench-results), CHATROOM (the chatroom binary,
+#        default target/release/chatroom), SHARED (../shared, for the tutorial
 #        server), SKIP_TUTORIAL=1 to leave out the Python tutorial server,
 #        SERVERS (chatroom redis; "before" runs $BEFORE; "chatroom-flood"
 #        runs chatroom with flood control at its defaults), WORKLOADS
@@ -49,7 +50,11 @@ fi
 
 echo "== building (release)" >&2
 cargo build --release --quiet --bin chatroom --example loadtest --example gencert
-CHATROOM=target/release/chatroom
+# CHATROOM may name another build (an earlier commit's, for before/after
+# runs of two old builds); without a web listener it gets no --http-port.
+CHATROOM=${CHATROOM:-target/release/chatroom}
+NO_WEB=(--http-port off)
+"$CHATROOM" --help | grep -q -- --http-port || NO_WEB=()
 LOADTEST=target/release/examples/loadtest
 CERTS="$OUT/certs"
 target/release/examples/gencert "$CERTS" >/dev/null
@@ -98,7 +103,7 @@ start_server() {
     PORT=$(free_port)
     case "$1" in
     chatroom | chatroom-flood | chatroom-tls | chatroom-ws | before)
-        local bin=$CHATROOM flags=$CHATROOM_FLAGS listen=(--port "$PORT" --http-port off)
+        local bin=$CHATROOM flags=$CHATROOM_FLAGS listen=(--port "$PORT" "${NO_WEB[@]}")
         [ "$1" = before ] && bin=$BEFORE && flags=$BEFORE_FLAGS && listen=(--port "$PORT")
         [ "$1" = chatroom-flood ] && flags=""
         [ "$1" = chatroom-tls ] && listen=(--port off --http-port off --tls-port "$PORT"
