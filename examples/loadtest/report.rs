@@ -154,6 +154,15 @@ impl Report {
                 rows.row("late", thousands(*n), "duplicated or reordered");
             }
         }
+        if let Some(Value::U(n)) = self.get("order_mismatches") {
+            if *n > 0 {
+                rows.row(
+                    "order",
+                    thousands(*n),
+                    "clients saw another order than the rest",
+                );
+            }
+        }
         rows.row("deliveries/s", self.count("deliveries_per_s"), "");
         rows.row("MB/s", self.fixed("mb_per_s", 1), "of delivered lines");
         for (label, key) in [

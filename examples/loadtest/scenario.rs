@@ -594,6 +594,7 @@ impl Run<'_> {
             .put("lost", Value::U(lost))
             .put("gaps", Value::U(tally.gaps))
             .put("late", Value::U(tally.late))
+            .put("order_mismatches", Value::U(tally.order_mismatches()))
             .put("elapsed_s", Value::F(secs, 3))
             .put("deliveries_per_s", Value::F(delivered as f64 / secs, 0))
             .put(
@@ -676,6 +677,7 @@ impl Run<'_> {
         let not_ready = d.st.clients.len().saturating_sub(d.st.registered) as u64;
         let errors = d.st.tally.lost(expected)
             + d.st.tally.late
+            + d.st.tally.order_mismatches()
             + c.malformed
             + c.server_errors
             + c.disconnects

@@ -1,8 +1,11 @@
 //! Counting deliveries exactly: for every (receiver, sender) pair the next
 //! sequence number expected, so each received message is in order, skips
 //! ahead (a gap: something was lost) or comes back late (a duplicate or a
-//! reordering), plus the latency histogram and its percentiles. Pure: times
-//! are passed in, nothing here reads a clock or a socket.
+//! reordering); for every receiver a digest of the order in which all its
+//! messages arrived, so receivers that saw the same messages in different
+//! orders (one room, several servers without one sequencer) are caught;
+//! plus the latency histogram and its percentiles. Pure: times are passed
+//! in, nothing here reads a clock or a socket.
 
 use hdrhistogram::Histogram;
 
@@ -43,6 +46,9 @@ pub struct Tally {
     pub late: u64,
     /// Latency of every delivery.
     pub latency: Histogram<u64>,
+    /// Per receiver: a digest of (sender, seq) in arrival order, and how
+    /// many deliveries it covers.
+    order: Vec<(u64, u64)>,
 }
 
 impl Tally {
@@ -59,6 +65,7 @@ impl Tally {
             late: 0,
             latency: Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3)
                 .expect("constant histogram bounds are valid"),
+            order: vec![(0, 0); receivers],
         }
     }
 
@@ -72,6 +79,7 @@ impl Tally {
     pub fn reset(&mut self, receiver: usize) {
         let s = self.senders;
         self.next[receiver * s..(receiver + 1) * s].fill(0);
+        self.order[receiver] = (0, 0);
     }
 
     /// The sequence number `receiver` expects next from `sender`.
@@ -87,6 +95,11 @@ impl Tally {
         self.latency
             .saturating_record(latency_ns.clamp(1, MAX_LATENCY_NS));
         let strict = self.strict[receiver];
+        let (digest, count) = &mut self.order[receiver];
+        // FNV-1a over the arrival order: equal digests mean equal orders.
+        *digest = (*digest ^ ((sender as u64) << 32 | u64::from(seq)))
+            .wrapping_mul(0x0000_0100_0000_01b3);
+        *count += 1;
         let next = &mut self.next[receiver * self.senders + sender];
         let seen = if seq == *next {
             Seen::InOrder
@@ -116,6 +129,35 @@ impl Tally {
             }
         }
         seen
+    }
+
+    /// Strict receivers that got as many messages as the most complete one
+    /// but in another order than the most common: zero when every member
+    /// of the room saw one order (what one server, or a cluster with one
+    /// sequencer, promises).
+    pub fn order_mismatches(&self) -> u64 {
+        let full: Vec<&(u64, u64)> = {
+            let most = self
+                .order
+                .iter()
+                .zip(&self.strict)
+                .filter(|(_, s)| **s)
+                .map(|(o, _)| o.1)
+                .max()
+                .unwrap_or(0);
+            self.order
+                .iter()
+                .zip(&self.strict)
+                .filter(|(o, s)| **s && o.1 == most && most > 0)
+                .map(|(o, _)| o)
+                .collect()
+        };
+        let mut counts: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
+        for o in &full {
+            *counts.entry(o.0).or_default() += 1;
+        }
+        let common = counts.values().copied().max().unwrap_or(0);
+        full.len() as u64 - common
     }
 
     /// Strict deliveries that never came: `expected` minus those received.
@@ -321,5 +363,26 @@ mod tests {
             assert!(close(p.p999, p999), "p99.9 {} want {p999}", p.p999);
             assert!(close(p.max, max), "max {} want {max}", p.max);
         }
+    }
+
+    #[test]
+    fn receivers_that_disagree_on_the_order_are_counted() {
+        let mut t = Tally::new(3, 2);
+        for r in 0..3 {
+            let order: &[(usize, u32)] = if r == 2 {
+                &[(1, 0), (0, 0), (0, 1)]
+            } else {
+                &[(0, 0), (1, 0), (0, 1)]
+            };
+            for &(s, q) in order {
+                t.record(r, s, q, 1);
+            }
+        }
+        // Per-sender order holds everywhere; only the interleaving differs.
+        assert_eq!((t.gaps, t.late), (0, 0));
+        assert_eq!(t.order_mismatches(), 1);
+        t.reset(2);
+        t.set_strict(2, false);
+        assert_eq!(t.order_mismatches(), 0);
     }
 }
