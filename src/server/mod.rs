@@ -324,6 +324,12 @@ impl Server {
                     warn!(
                         "shutdown: dropping {n} connections that did not take their output in time"
                     );
+                    // Their names are given back now, not at a cluster's
+                    // liveness timeout (the local bus just forgets them).
+                    for key in self.table.keys() {
+                        self.chat.disconnected(key, None, &mut self.table);
+                    }
+                    self.bus_turn(now);
                     return Ok(Stopped::DeadlineExpired(n));
                 }
             }
