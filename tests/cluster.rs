@@ -666,6 +666,11 @@ fn redis_restart_degrades_then_restores() {
     redis.restart();
     alice.expect(RESTORED);
     bob.expect(RESTORED);
+    // Each node puts its clients back with a script sent as it tells them;
+    // an answer on node a's own connection comes after alice's is done
+    // (carol's registration on node b queues behind bob's the same way).
+    alice.send("/topic");
+    alice.expect("* no topic for lobby");
 
     // Full service: a new client, chat and commands across nodes. Redis
     // came back empty, so the lobby has no history to replay.
