@@ -743,6 +743,27 @@ fn clients_spread_over_two_cluster_nodes() {
         })
     };
     let (a, b) = (node("a"), node("b"));
+    // A node serves once it has loaded its scripts and subscribed: until
+    // then names are refused ('! the chat is reconnecting...').
+    for addr in [a.addr, b.addr] {
+        let deadline = std::time::Instant::now() + common::LINE_TIMEOUT;
+        loop {
+            let mut probe = common::Client::connect(addr);
+            probe.expect_prompt();
+            probe.send("probe");
+            let first = probe.read_line().expect("an answer to the name");
+            if !first.starts_with("! the chat is reconnecting") {
+                probe.send("/quit");
+                probe.expect_eventually("* probe left (quit)");
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "node {addr} never ready"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
     let addrs = format!("{},{}", a.addr, b.addr);
     let json = run_ok(
         "tcp",
