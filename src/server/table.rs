@@ -272,7 +272,10 @@ impl Table {
             }
             let waiting =
                 matches!(conn.phase(), Phase::Open | Phase::Draining) && conn.pending_out() > 0;
-            if waiting && self.tick.saturating_sub(conn.progress()) >= self.write_timeout_secs {
+            // Ticks are whole seconds: output queued just before a tick
+            // boundary is one tick old a moment later, so only a gap of
+            // more than the timeout is a stall (between T and T+1 s).
+            if waiting && self.tick.saturating_sub(conn.progress()) > self.write_timeout_secs {
                 stalled.push(key);
             }
         }
