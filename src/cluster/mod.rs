@@ -162,6 +162,11 @@ impl RedisBus {
         self.clients.get(key).and_then(Option::as_ref)
     }
 
+    /// `key`'s id as a [`ClientId`], if it is a local client.
+    fn client_id(&self, key: usize) -> Option<ClientId> {
+        self.local(key).map(|l| ClientId { key, id: l.id })
+    }
+
     /// The local client `c`, if it is still the same connection.
     fn local_of(&self, c: ClientId) -> Option<&Local> {
         self.local(c.key).filter(|l| l.id == c.id)
@@ -184,6 +189,12 @@ impl RedisBus {
         self.line.clear();
         lines::refusal(&mut self.line, r);
         out.send(key, self.line.as_bytes());
+    }
+
+    /// Refuses a name: the error, then the prompt again.
+    fn refuse_name(&mut self, key: usize, r: Refusal<'_>, out: &mut impl Outbox) {
+        self.refuse(key, r, out);
+        out.send(key, PROMPT_LINE.as_bytes());
     }
 
     fn notice(&mut self, key: usize, text: &str, out: &mut impl Outbox) {
@@ -226,7 +237,7 @@ impl RedisBus {
 
     /// Sends `line` (a chat or action line) to the room through Redis.
     fn say_line(&mut self, key: usize, out: &mut impl Outbox) {
-        let Some(c) = self.local(key).map(|l| ClientId { key, id: l.id }) else {
+        let Some(c) = self.client_id(key) else {
             return;
         };
         let line = self.line.trim_end_matches('\n').to_owned();
@@ -377,9 +388,7 @@ impl Bus for RedisBus {
 
     fn register(&mut self, c: ClientId, name: &str, out: &mut impl Outbox) {
         if !self.session.is_ready() {
-            self.refuse(c.key, Refusal::Unavailable, out);
-            out.send(c.key, PROMPT_LINE.as_bytes());
-            return;
+            return self.refuse_name(c.key, Refusal::Unavailable, out);
         }
         if self.clients.len() <= c.key {
             self.clients.resize_with(c.key + 1, || None);
@@ -418,7 +427,7 @@ impl Bus for RedisBus {
         if !self.session.is_ready() {
             return self.refuse(key, Refusal::Unavailable, out);
         }
-        let Some(c) = self.local(key).map(|l| ClientId { key, id: l.id }) else {
+        let Some(c) = self.client_id(key) else {
             return;
         };
         self.wait(key);
@@ -426,7 +435,7 @@ impl Bus for RedisBus {
     }
 
     fn nick(&mut self, key: usize, new: &str, out: &mut impl Outbox) {
-        let Some(c) = self.local(key).map(|l| ClientId { key, id: l.id }) else {
+        let Some(c) = self.client_id(key) else {
             return;
         };
         if self.session.is_ready() {
@@ -442,7 +451,7 @@ impl Bus for RedisBus {
     }
 
     fn msg(&mut self, key: usize, to: &str, text: &str, out: &mut impl Outbox) {
-        let Some(c) = self.local(key).map(|l| ClientId { key, id: l.id }) else {
+        let Some(c) = self.client_id(key) else {
             return;
         };
         self.client_script(
@@ -455,7 +464,7 @@ impl Bus for RedisBus {
     }
 
     fn who(&mut self, key: usize, out: &mut impl Outbox) {
-        let Some(c) = self.local(key).map(|l| ClientId { key, id: l.id }) else {
+        let Some(c) = self.client_id(key) else {
             return;
         };
         let cap = MAX_LISTED.to_string();
@@ -466,7 +475,7 @@ impl Bus for RedisBus {
         if !self.session.is_ready() {
             return self.refuse(key, Refusal::Unavailable, out);
         }
-        let Some(c) = self.local(key).map(|l| ClientId { key, id: l.id }) else {
+        let Some(c) = self.client_id(key) else {
             return;
         };
         let cap = MAX_LISTED.to_string();
@@ -475,7 +484,7 @@ impl Bus for RedisBus {
     }
 
     fn topic(&mut self, key: usize, topic: Option<&str>, out: &mut impl Outbox) {
-        let Some(c) = self.local(key).map(|l| ClientId { key, id: l.id }) else {
+        let Some(c) = self.client_id(key) else {
             return;
         };
         match topic {
@@ -496,7 +505,7 @@ impl Bus for RedisBus {
     }
 
     fn away(&mut self, key: usize, message: Option<&str>, out: &mut impl Outbox) {
-        let Some(c) = self.local(key).map(|l| ClientId { key, id: l.id }) else {
+        let Some(c) = self.client_id(key) else {
             return;
         };
         if !self.session.is_ready() {
@@ -627,8 +636,7 @@ impl RedisBus {
                     } else {
                         Refusal::Unavailable
                     };
-                    self.refuse(c.key, r, out);
-                    out.send(c.key, PROMPT_LINE.as_bytes());
+                    self.refuse_name(c.key, r, out);
                 }
             }
             Op::Join(c, lroom) => {
@@ -973,8 +981,7 @@ impl RedisBus {
                     if self.local_of(c).is_some() {
                         // Its join may have come back already.
                         self.forget(c.key);
-                        self.refuse(c.key, Refusal::Unavailable, out);
-                        out.send(c.key, PROMPT_LINE.as_bytes());
+                        self.refuse_name(c.key, Refusal::Unavailable, out);
                     }
                     // Redis may have run it and only the answer be lost:
                     // then the name is held for this connection, which no
@@ -1026,9 +1033,8 @@ impl RedisBus {
             };
             self.release(c.key);
             if matches!(q, Queued::Register(_)) && self.local_of(c).is_some() {
-                self.clients[c.key] = None;
-                self.refuse(c.key, Refusal::Unavailable, out);
-                out.send(c.key, PROMPT_LINE.as_bytes());
+                self.forget(c.key);
+                self.refuse_name(c.key, Refusal::Unavailable, out);
             } else if self.local_of(c).is_some() {
                 self.refuse(c.key, Refusal::NotSent, out);
             }
