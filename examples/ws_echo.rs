@@ -150,7 +150,7 @@ fn serve(mut stream: TcpStream) -> io::Result<()> {
                 stream.write_all(&response)?;
                 break (n, n - data.len());
             }
-            Reply::Response(response) => {
+            Reply::Response(response) | Reply::ForeignOrigin(_, response) => {
                 stream.write_all(&response)?;
                 return Ok(());
             }

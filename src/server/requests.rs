@@ -56,35 +56,29 @@ impl Server {
             tls,
             allowed_origins: &self.config.allowed_origins,
         };
-        let refused_origin = request
-            .as_ref()
-            .ok()
-            .and_then(|r| r.origin.clone())
-            .filter(|_| request.as_ref().is_ok_and(|r| r.path == "/ws"));
-        match web::route(request, site) {
+        let response = match web::route(request, site) {
             Reply::Upgrade(response) => {
                 Counters::bump(&self.shared.counters.ws_upgrades);
                 if let Some(conn) = self.table.get(key) {
                     info!("conn #{}: WebSocket from {}", conn.id(), conn.peer());
                 }
                 self.table.send_raw(key, &response);
-                true
+                return true;
             }
-            Reply::Response(response) => {
-                if response.starts_with(b"HTTP/1.1 403") {
-                    if let Some(conn) = self.table.get(key) {
-                        info!(
-                            "conn #{} ({}): WebSocket refused for origin {:?} (see --allowed-origin)",
-                            conn.id(),
-                            conn.peer(),
-                            refused_origin.unwrap_or_default()
-                        );
-                    }
+            Reply::ForeignOrigin(origin, response) => {
+                if let Some(conn) = self.table.get(key) {
+                    info!(
+                        "conn #{} ({}): WebSocket refused for origin {origin:?} (see --allowed-origin)",
+                        conn.id(),
+                        conn.peer()
+                    );
                 }
-                self.table.send_raw(key, &response);
-                self.table.drain(key, Reason::Closed);
-                false
+                response
             }
-        }
+            Reply::Response(response) => response,
+        };
+        self.table.send_raw(key, &response);
+        self.table.drain(key, Reason::Closed);
+        false
     }
 }

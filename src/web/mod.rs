@@ -50,6 +50,9 @@ const ASSETS: [Asset; 4] = [
 pub enum Reply {
     /// A whole response; the connection closes after it.
     Response(Vec<u8>),
+    /// A 403 for a WebSocket from a page of another origin (named, for
+    /// the log); the connection closes after it.
+    ForeignOrigin(String, Vec<u8>),
     /// The 101 response; the connection becomes a WebSocket chat client.
     Upgrade(Vec<u8>),
 }
@@ -134,7 +137,7 @@ fn upgrade(req: &Request, site: Site<'_>) -> Reply {
     }
     if let Some(origin) = &req.origin {
         if !origin_allowed(origin, req.host.as_deref(), site) {
-            return Reply::Response(http::error(403));
+            return Reply::ForeignOrigin(origin.clone(), http::error(403));
         }
     }
     let accept = derive_accept_key(key.trim().as_bytes());
@@ -212,7 +215,9 @@ mod tests {
 
     fn text(reply: Reply) -> String {
         match reply {
-            Reply::Response(b) | Reply::Upgrade(b) => String::from_utf8_lossy(&b).into_owned(),
+            Reply::Response(b) | Reply::ForeignOrigin(_, b) | Reply::Upgrade(b) => {
+                String::from_utf8_lossy(&b).into_owned()
+            }
         }
     }
 
