@@ -20,7 +20,7 @@ mod common;
 
 use chatroom::Config;
 use common::redis::{Proxy, RedisServer, Resp};
-use common::{start_with, test_config, Client, TestServer, LINE_TIMEOUT, PROMPT};
+use common::{start_with, test_config, welcome, Client, TestServer, LINE_TIMEOUT, PROMPT};
 
 const DEGRADED: &str = "* chat degraded: lost the cluster's Redis, reconnecting; \
                         lines are refused until it is back";
@@ -29,19 +29,6 @@ const NOT_SENT: &str = "! not sent: the chat lost its cluster connection";
 const RESTORED: &str = "* chat restored";
 const INVALID_NAME: &str = "! invalid name: use 1-32 of A-Z a-z 0-9 _ -";
 const CONTROL: &str = "! control characters are not allowed";
-
-/// Starts an in-process node named `node` on a free port, joined to the
-/// cluster through `redis`.
-fn start_node(redis: &RedisServer, node: &str) -> TestServer {
-    start_with(Config {
-        cluster: Some(redis.cluster(node)),
-        ..test_config()
-    })
-}
-
-fn welcome(name: &str) -> String {
-    format!("* welcome to chatroom, {name}! /help lists the commands")
-}
 
 /// True for `* <room> has <n> member(s): ...`, the line that ends a join
 /// burst (a room name has no blanks, so no other notice has this shape).
@@ -150,8 +137,8 @@ fn say(from: &mut Client, line: &str, want: &str, others: &mut [&mut Client]) {
 #[test]
 fn chat_crosses_nodes_both_ways() {
     let redis = RedisServer::start();
-    let a = start_node(&redis, "chat-a");
-    let b = start_node(&redis, "chat-b");
+    let a = redis.node("chat-a");
+    let b = redis.node("chat-b");
     let (mut alice, burst) = register(a.addr, "alice");
     assert_eq!(
         burst,
@@ -209,8 +196,8 @@ fn chat_crosses_nodes_both_ways() {
 #[test]
 fn rooms_who_and_leaving_across_nodes() {
     let redis = RedisServer::start();
-    let a = start_node(&redis, "rooms-a");
-    let b = start_node(&redis, "rooms-b");
+    let a = redis.node("rooms-a");
+    let b = redis.node("rooms-b");
     let mut alice = login(a.addr, "alice");
     let mut bob = login(b.addr, "bob");
     alice.expect("* bob joined lobby");
@@ -299,8 +286,8 @@ fn rooms_who_and_leaving_across_nodes() {
 #[test]
 fn private_messages_across_nodes() {
     let redis = RedisServer::start();
-    let a = start_node(&redis, "msg-a");
-    let b = start_node(&redis, "msg-b");
+    let a = redis.node("msg-a");
+    let b = redis.node("msg-b");
     let mut alice = login(a.addr, "alice");
     let mut bob = login(b.addr, "bob");
     alice.expect("* bob joined lobby");
@@ -332,8 +319,8 @@ fn private_messages_across_nodes() {
 #[test]
 fn nick_is_seen_on_the_other_node() {
     let redis = RedisServer::start();
-    let a = start_node(&redis, "nick-a");
-    let b = start_node(&redis, "nick-b");
+    let a = redis.node("nick-a");
+    let b = redis.node("nick-b");
     let mut alice = login(a.addr, "alice");
     let mut bob = login(b.addr, "bob");
     alice.expect("* bob joined lobby");
@@ -374,8 +361,8 @@ fn nick_is_seen_on_the_other_node() {
 #[test]
 fn topic_and_history_reach_joiners_on_other_nodes() {
     let redis = RedisServer::start();
-    let a = start_node(&redis, "topic-a");
-    let b = start_node(&redis, "topic-b");
+    let a = redis.node("topic-a");
+    let b = redis.node("topic-b");
     let mut alice = login(a.addr, "alice");
     alice.send("/topic rust talk: a, b $1");
     alice.expect("* alice set the topic for lobby: rust talk: a, b $1");
@@ -433,8 +420,8 @@ fn topic_and_history_reach_joiners_on_other_nodes() {
 #[test]
 fn away_is_shown_across_nodes() {
     let redis = RedisServer::start();
-    let a = start_node(&redis, "away-a");
-    let b = start_node(&redis, "away-b");
+    let a = redis.node("away-a");
+    let b = redis.node("away-b");
     let mut alice = login(a.addr, "alice");
     let mut bob = login(b.addr, "bob");
     alice.expect("* bob joined lobby");
@@ -470,9 +457,7 @@ fn away_is_shown_across_nodes() {
 fn one_order_across_three_nodes() {
     const LINES: usize = 300;
     let redis = RedisServer::start();
-    let nodes: Vec<TestServer> = (0..3)
-        .map(|i| start_node(&redis, &format!("order-{i}")))
-        .collect();
+    let nodes: Vec<TestServer> = (0..3).map(|i| redis.node(&format!("order-{i}"))).collect();
     // A sender and a listener on each node; every join read by everyone.
     let mut clients: Vec<Client> = Vec::new();
     for (i, node) in nodes.iter().enumerate() {
@@ -541,8 +526,8 @@ fn one_order_across_three_nodes() {
 fn simultaneous_name_claims_have_one_winner() {
     const ROUNDS: usize = 40;
     let redis = RedisServer::start();
-    let a = start_node(&redis, "claim-a");
-    let b = start_node(&redis, "claim-b");
+    let a = redis.node("claim-a");
+    let b = redis.node("claim-b");
     // Both nodes have reached Redis before the races start.
     for (node, name) in [(&a, "warmup_a"), (&b, "warmup_b")] {
         let mut c = login(node.addr, name);
@@ -627,8 +612,8 @@ fn simultaneous_name_claims_have_one_winner() {
 #[test]
 fn redis_restart_degrades_then_restores() {
     let mut redis = RedisServer::start();
-    let a = start_node(&redis, "restart-a");
-    let b = start_node(&redis, "restart-b");
+    let a = redis.node("restart-a");
+    let b = redis.node("restart-b");
     let mut alice = login(a.addr, "alice");
     let mut bob = login(b.addr, "bob");
     alice.expect("* bob joined lobby");
@@ -725,8 +710,8 @@ fn redis_restart_degrades_then_restores() {
 #[test]
 fn injection_stays_data() {
     let redis = RedisServer::start();
-    let a = start_node(&redis, "inj-a");
-    let b = start_node(&redis, "inj-b");
+    let a = redis.node("inj-a");
+    let b = redis.node("inj-b");
     let mut alice = login(a.addr, "alice");
 
     // Names: each refused (then the prompt again), nothing registered.
@@ -956,8 +941,8 @@ fn history_keeps_the_last_lines_as_in_one_process() {
 #[test]
 fn history_is_bounded_in_bytes_as_in_one_process() {
     let redis = RedisServer::start();
-    let a = start_node(&redis, "bytes-a");
-    let b = start_node(&redis, "bytes-b");
+    let a = redis.node("bytes-a");
+    let b = redis.node("bytes-b");
     let single = start_with(test_config());
     // Each delivered line is `alice: ` and 4,000 bytes: 4 fit in 16 KiB.
     let lines: Vec<String> = (0..6).map(|i| format!("{i}{}", "x".repeat(3999))).collect();
@@ -1033,8 +1018,8 @@ fn big_room_summaries_count_members_on_all_nodes() {
 #[test]
 fn dropped_subscription_is_an_outage_and_recovers() {
     let redis = RedisServer::start();
-    let a = start_node(&redis, "drop-a");
-    let b = start_node(&redis, "drop-b");
+    let a = redis.node("drop-a");
+    let b = redis.node("drop-b");
     let mut alice = login(a.addr, "alice");
     let mut bob = login(b.addr, "bob");
     alice.expect("* bob joined lobby");
@@ -1089,7 +1074,7 @@ fn partitioned_node_comes_back() {
         }),
         ..test_config()
     });
-    let b = start_node(&redis, "part-b");
+    let b = redis.node("part-b");
     let mut alice = login(a.addr, "alice");
     let mut dave = login(a.addr, "dave");
     alice.expect("* dave joined lobby");
@@ -1226,7 +1211,7 @@ fn lose_the_answer(
 #[test]
 fn registration_lost_in_flight_does_not_hold_the_name() {
     let redis = RedisServer::start();
-    let a = start_node(&redis, "flight-a");
+    let a = redis.node("flight-a");
     let mut alice = login(a.addr, "alice");
     let conns = command_connections(&redis);
     assert_eq!(conns.len(), 1, "node a's command connection");
@@ -1287,13 +1272,13 @@ fn registration_lost_in_flight_does_not_hold_the_name() {
 #[test]
 fn join_lost_in_flight_leaves_no_ghost() {
     let redis = RedisServer::start();
-    let a = start_node(&redis, "jflight-a");
+    let a = redis.node("jflight-a");
     let mut alice = login(a.addr, "alice");
     let mut carol = login(a.addr, "carol");
     alice.expect("* carol joined lobby");
     let conns = command_connections(&redis);
     assert_eq!(conns.len(), 1, "node a's command connection");
-    let b = start_node(&redis, "jflight-b");
+    let b = redis.node("jflight-b");
     let mut bob = login(b.addr, "bob");
     alice.expect("* bob joined lobby");
     carol.expect("* bob joined lobby");
@@ -1349,13 +1334,13 @@ fn join_lost_in_flight_leaves_no_ghost() {
 #[test]
 fn nick_lost_in_flight_leaves_no_ghost() {
     let redis = RedisServer::start();
-    let a = start_node(&redis, "nflight-a");
+    let a = redis.node("nflight-a");
     let mut alice = login(a.addr, "alice");
     let mut carol = login(a.addr, "carol");
     alice.expect("* carol joined lobby");
     let conns = command_connections(&redis);
     assert_eq!(conns.len(), 1, "node a's command connection");
-    let b = start_node(&redis, "nflight-b");
+    let b = redis.node("nflight-b");
     let mut bob = login(b.addr, "bob");
     alice.expect("* bob joined lobby");
     carol.expect("* bob joined lobby");

@@ -11,10 +11,9 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use chatroom::Config;
 use common::process::{ServerProcess, BIN};
 use common::redis::RedisServer;
-use common::{start_with, test_config, Client, Got, TestServer, LINE_TIMEOUT};
+use common::{welcome, Client, Got, LINE_TIMEOUT};
 
 const RECONNECTING: &str = "! the chat is reconnecting to its cluster; try again in a moment";
 
@@ -32,18 +31,6 @@ fn spawn_node(redis: &RedisServer, node: &str, extra: &[&str]) -> ServerProcess 
     let p = ServerProcess::spawn(None, &args);
     p.wait_for_log(&format!("cluster: node {node} ready"), 1);
     p
-}
-
-/// An in-process node.
-fn start_node(redis: &RedisServer, node: &str) -> TestServer {
-    start_with(Config {
-        cluster: Some(redis.cluster(node)),
-        ..test_config()
-    })
-}
-
-fn welcome(name: &str) -> String {
-    format!("* welcome to chatroom, {name}! /help lists the commands")
 }
 
 /// Registers `name` at `addr`, again while the node answers that it is
@@ -79,7 +66,7 @@ fn login(addr: std::net::SocketAddr, name: &str) -> (Client, String) {
 #[test]
 fn killed_node_is_reclaimed_by_another() {
     let redis = RedisServer::start();
-    let a = start_node(&redis, "live");
+    let a = redis.node("live");
     let mut doomed = spawn_node(&redis, "doomed", &[]);
     let (mut alice, _) = login(a.addr, "alice");
     let (mut bob, members) = login(doomed.addr, "bob");
@@ -281,7 +268,7 @@ fn reuse_port_nodes_share_one_port() {
 #[test]
 fn stopped_node_releases_its_clients_at_once() {
     let redis = RedisServer::start();
-    let a = start_node(&redis, "stays");
+    let a = redis.node("stays");
     let mut going = spawn_node(&redis, "going", &[]);
     let (mut alice, _) = login(a.addr, "alice");
     let (mut bob, members) = login(going.addr, "bob");

@@ -736,13 +736,7 @@ fn clients_spread_over_several_addresses() {
 #[test]
 fn clients_spread_over_two_cluster_nodes() {
     let redis = common::redis::RedisServer::start();
-    let node = |name: &str| {
-        start_with(chatroom::Config {
-            cluster: Some(redis.cluster(name)),
-            ..test_config()
-        })
-    };
-    let (a, b) = (node("a"), node("b"));
+    let (a, b) = (redis.node("a"), redis.node("b"));
     // A node serves once it has loaded its scripts and subscribed: until
     // then names are refused ('! the chat is reconnecting...').
     for addr in [a.addr, b.addr] {

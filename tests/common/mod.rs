@@ -70,6 +70,11 @@ impl Drop for TestServer {
     }
 }
 
+/// The welcome line a client named `name` gets after registering.
+pub fn welcome(name: &str) -> String {
+    format!("* welcome to chatroom, {name}! /help lists the commands")
+}
+
 /// A config for tests: loopback, port 0, flood control off (these tests
 /// send as fast as they can to exercise other mechanisms; flood control has
 /// tests of its own with [`flood_config`]), defaults otherwise.

@@ -16,8 +16,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use chatroom::cluster::ClusterConfig;
+use chatroom::Config;
 
-use super::LINE_TIMEOUT;
+use super::{start_with, test_config, TestServer, LINE_TIMEOUT};
 
 /// Gives each server of this test binary its own directory.
 static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
@@ -114,6 +115,15 @@ impl RedisServer {
             addr: self.addr(),
             node: node.to_string(),
         }
+    }
+
+    /// Starts an in-process node named `node` on a free port, joined to
+    /// the cluster through this server.
+    pub fn node(&self, node: &str) -> TestServer {
+        start_with(Config {
+            cluster: Some(self.cluster(node)),
+            ..test_config()
+        })
     }
 
     #[track_caller]
