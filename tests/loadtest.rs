@@ -173,6 +173,33 @@ fn fanout_counts_every_delivery() {
     assert!(json.contains("\"stopped\":\"complete\""), "{json}");
 }
 
+/// Over three rooms, each message reaches its sender's room only: 4
+/// senders (two in room 0) times 10 messages times 10 members is 400, where
+/// one room would have made 1,200.
+#[test]
+fn fanout_over_rooms_counts_per_room() {
+    let server = start_with(test_config());
+    let json = run_json(
+        server.addr,
+        &[
+            "fanout",
+            "--clients",
+            "30",
+            "--rooms",
+            "3",
+            "--senders",
+            "4",
+            "--messages",
+            "10",
+        ],
+    );
+    assert_eq!(json_num(&json, "rooms"), 3.0, "{json}");
+    assert_eq!(json_num(&json, "expected"), 400.0, "{json}");
+    assert_eq!(json_num(&json, "received"), 400.0, "{json}");
+    assert_eq!(json_num(&json, "order_mismatches"), 0.0, "{json}");
+    assert_eq!(json_num(&json, "errors"), 0.0, "{json}");
+}
+
 /// An open-loop run (1 s at 200 messages/s to 20 clients) sends on schedule
 /// and loses nothing.
 #[test]
@@ -737,9 +764,62 @@ fn clients_spread_over_several_addresses() {
 fn clients_spread_over_two_cluster_nodes() {
     let redis = common::redis::RedisServer::start();
     let (a, b) = (redis.node("a"), redis.node("b"));
-    // A node serves once it has loaded its scripts and subscribed: until
-    // then names are refused ('! the chat is reconnecting...').
-    for addr in [a.addr, b.addr] {
+    wait_serving(&[a.addr, b.addr]);
+    let addrs = format!("{},{}", a.addr, b.addr);
+    let json = run_ok(
+        "tcp",
+        &[
+            "fanout",
+            "--addr",
+            &addrs,
+            "--clients",
+            "20",
+            "--senders",
+            "4",
+            "--messages",
+            "10",
+        ],
+    );
+    assert_eq!(json_num(&json, "expected"), 800.0, "{json}");
+    assert_eq!(json_num(&json, "received"), 800.0, "{json}");
+}
+
+/// Two rooms spread over two cluster nodes: every room has members on both
+/// nodes (client i is on node i mod 2, in room (i div 2) mod 2), each
+/// message reaches its own room only, and each room's members agree on one
+/// order although its two senders are on different nodes.
+#[test]
+fn rooms_spread_over_two_cluster_nodes() {
+    let redis = common::redis::RedisServer::start();
+    let (a, b) = (redis.node("a"), redis.node("b"));
+    wait_serving(&[a.addr, b.addr]);
+    let addrs = format!("{},{}", a.addr, b.addr);
+    let json = run_ok(
+        "tcp",
+        &[
+            "fanout",
+            "--addr",
+            &addrs,
+            "--clients",
+            "20",
+            "--rooms",
+            "2",
+            "--senders",
+            "4",
+            "--messages",
+            "25",
+        ],
+    );
+    assert_eq!(json_num(&json, "expected"), 1000.0, "{json}");
+    assert_eq!(json_num(&json, "received"), 1000.0, "{json}");
+    assert_eq!(json_num(&json, "order_mismatches"), 0.0, "{json}");
+}
+
+/// Waits until each node serves: a node takes names once it has loaded its
+/// scripts and subscribed; until then it refuses them ('! the chat is
+/// reconnecting...').
+fn wait_serving(nodes: &[SocketAddr]) {
+    for &addr in nodes {
         let deadline = std::time::Instant::now() + common::LINE_TIMEOUT;
         loop {
             let mut probe = common::Client::connect(addr);
@@ -758,21 +838,4 @@ fn clients_spread_over_two_cluster_nodes() {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
     }
-    let addrs = format!("{},{}", a.addr, b.addr);
-    let json = run_ok(
-        "tcp",
-        &[
-            "fanout",
-            "--addr",
-            &addrs,
-            "--clients",
-            "20",
-            "--senders",
-            "4",
-            "--messages",
-            "10",
-        ],
-    );
-    assert_eq!(json_num(&json, "expected"), 800.0, "{json}");
-    assert_eq!(json_num(&json, "received"), 800.0, "{json}");
 }

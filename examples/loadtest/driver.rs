@@ -117,6 +117,11 @@ pub struct Options {
     pub connect_batch: usize,
     /// A prefix making this run's names unique on a server shared with other runs.
     pub name_prefix: String,
+    /// Rooms the clients are spread over (chatroom): client `i` joins room
+    /// `(i div endpoints) mod rooms` right after its name, so each room
+    /// spans every endpoint. 1: everyone stays where the server puts
+    /// newcomers.
+    pub rooms: usize,
     /// Every connection over TLS, if set.
     pub tls: Option<Tls>,
     /// Every client over WebSocket (`GET /ws`), one text frame per line.
@@ -237,6 +242,8 @@ pub struct Client {
     pub probed: bool,
     /// When it registered, in ns since the run began.
     pub registered_ns: u64,
+    /// The room it joins (an index into `State::room_names`).
+    pub room: usize,
 }
 
 /// One sending client's state.
@@ -310,6 +317,11 @@ pub struct State {
     pub rejoins: u64,
     /// Per endpoint: is it answering.
     reach: Vec<Reach>,
+    /// The rooms clients join after their names (empty: none, they stay
+    /// where the server puts them).
+    room_names: Vec<String>,
+    /// Clients per room.
+    room_sizes: Vec<u64>,
 }
 
 impl State {
@@ -335,7 +347,9 @@ impl State {
         line: &[u8],
         now: u64,
     ) {
-        let ev = decoder.line(self.target, &self.clients[client].name, line);
+        let cl = &self.clients[client];
+        let room = self.room_names.get(cl.room).map(String::as_str);
+        let ev = decoder.line(self.target, &cl.name, room, line);
         match ev {
             Event::Nothing => {}
             Event::Shutdown => {
@@ -465,8 +479,25 @@ impl Driver {
                 registered: false,
                 probed: false,
                 registered_ns: 0,
+                // Client i talks to endpoint i mod E: rooms go by i div E,
+                // so every room has members on every endpoint.
+                room: (i / opts.endpoints.len().max(1)) % opts.rooms.max(1),
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let rooms = opts.rooms.max(1);
+        let room_names = if rooms > 1 {
+            (0..rooms)
+                .map(|r| format!("{}r{r}", opts.name_prefix))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut room_sizes = vec![0u64; rooms];
+        let mut tally = Tally::new(clients, sender_clients.len());
+        for (i, c) in clients_vec.iter().enumerate() {
+            room_sizes[c.room] += 1;
+            tally.set_group(i, c.room);
+        }
         let senders = sender_clients
             .iter()
             .enumerate()
@@ -505,7 +536,7 @@ impl Driver {
                 payload_len: opts.line_bytes - 1,
                 clients: clients_vec,
                 senders,
-                tally: Tally::new(clients, sender_clients.len()),
+                tally,
                 c: Counters::default(),
                 woken: Vec::new(),
                 registered: 0,
@@ -514,6 +545,8 @@ impl Driver {
                 inflight: 0,
                 rejoins: 0,
                 reach: opts.endpoints.iter().map(|_| Reach::default()).collect(),
+                room_names,
+                room_sizes,
             },
             opts,
         })
@@ -678,6 +711,16 @@ impl Driver {
     /// Messages sent so far by all senders.
     pub fn sent_total(&self) -> u64 {
         self.st.senders.iter().map(|s| u64::from(s.sent)).sum()
+    }
+
+    /// Deliveries due for what was sent so far when every client stays:
+    /// each message reaches every member of its sender's room.
+    pub fn deliveries_due(&self) -> u64 {
+        let st = &self.st;
+        st.senders
+            .iter()
+            .map(|s| u64::from(s.sent) * st.room_sizes[st.clients[s.client].room])
+            .sum()
     }
 
     /// One loop turn: open queued connects, wait for events (at most
@@ -930,10 +973,11 @@ impl Driver {
             self.st.publishers += 1;
             return;
         }
-        let name = &self.st.clients[conn.client].name;
+        let cl = &self.st.clients[conn.client];
+        let room = self.st.room_names.get(cl.room).map(String::as_str);
         let mask = conn.ws.as_ref().map(|l| l.mask);
         conn.out
-            .extend_from_slice(&self.opts.target.register_bytes(name, mask));
+            .extend_from_slice(&self.opts.target.register_bytes(&cl.name, room, mask));
         self.flush(key);
     }
 

@@ -48,8 +48,9 @@ USAGE:
   cargo run --release --example loadtest -- <SCENARIO> [FLAGS]
 
 SCENARIOS:
-  fanout       N clients in one room; S of them send M lines each, at most W
-               of their own unconfirmed (not yet echoed back) at a time
+  fanout       N clients in one room (or --rooms R); S of them send M lines
+               each, at most W of their own unconfirmed (not yet echoed
+               back) at a time
   latency      open loop: R messages/s in total from S senders for D seconds,
                each stamped with its intended send time
   connections  open and register C clients, then one broadcast to all
@@ -70,6 +71,12 @@ FLAGS (each once; --flag value or --flag=value):
                       soak 5; fewer if there are fewer clients)
   --messages M        messages per sender, fanout (2000)
   --window W          unconfirmed messages per sender, fanout (32)
+  --rooms R           spread the clients over R rooms, fanout on chatroom
+                      (1): client i (on address i mod A of A --addr
+                      addresses) sends /join after its name, into room
+                      (i div A) mod R, so every room spans every address;
+                      sender i is client i; delivery and one order are
+                      checked per room
   --size B            bytes per line on the wire, newline included (64, min
                       36; over WebSocket the line without it, in one frame)
   --rate R            messages/s, all senders together (latency 20000,
@@ -208,6 +215,7 @@ fn parse(argv: Vec<OsString>) -> Result<Command, CliError> {
         &[Fanout],
         cli::number(1..=1_000_000),
     )?;
+    let rooms = only(&mut a, sc, "--rooms", &[Fanout], cli::number(1..=1_000_000))?;
     let size = a.value("--size", cli::number(payload::HEADER_BYTES + 1..=MAX_SIZE))?;
     let rate = only(&mut a, sc, "--rate", &[Latency, Soak], decimal(0.001, 1e9))?;
     let duration = only(
@@ -321,6 +329,18 @@ fn parse(argv: Vec<OsString>) -> Result<Command, CliError> {
         (Soak, None) => clients.min(5),
         (_, None) => clients.min(10),
     };
+    let rooms = rooms.unwrap_or(1);
+    if rooms > 1 && target != Target::Chatroom {
+        return Err(CliError(format!(
+            "--rooms: only chatroom has rooms (the {} target has one channel)",
+            target.name()
+        )));
+    }
+    if rooms > clients {
+        return Err(CliError(format!(
+            "--rooms: {rooms} rooms need at least {rooms} clients (--clients is {clients})"
+        )));
+    }
     let churners = match (sc, churners) {
         (Soak, Some(k)) if k + senders > clients => {
             return Err(CliError(format!(
@@ -378,6 +398,7 @@ fn parse(argv: Vec<OsString>) -> Result<Command, CliError> {
         connect_batch: connect_batch.unwrap_or(if target == Target::Tutorial { 4 } else { 256 }),
         // Unique per run so two runs against one server never collide on names.
         name_prefix: format!("lt{:04x}-", std::process::id() & 0xffff),
+        rooms,
         tls,
         ws,
     };
@@ -690,6 +711,18 @@ mod tests {
             (
                 "connections --senders 2",
                 "--senders: not used by connections (only by fanout, latency, soak)",
+            ),
+            (
+                "fanout --target redis --rooms 2",
+                "--rooms: only chatroom has rooms (the redis target has one channel)",
+            ),
+            (
+                "fanout --clients 4 --rooms 5",
+                "--rooms: 5 rooms need at least 5 clients (--clients is 4)",
+            ),
+            (
+                "latency --rooms 2",
+                "--rooms: not used by latency (only by fanout)",
             ),
             (
                 "fanout --duration 5",

@@ -105,6 +105,9 @@ impl Report {
             text("transport"),
             self.count("clients"),
         );
+        if let Some(Value::U(r)) = self.get("rooms") {
+            let _ = write!(t, " in {} rooms", thousands(*r));
+        }
         if let Some(Value::U(s)) = self.get("senders") {
             let _ = write!(t, ", {} sender{}", thousands(*s), plural(*s));
         }

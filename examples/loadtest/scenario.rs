@@ -148,9 +148,18 @@ pub struct Outcome {
 /// Runs `plan` against the servers in `opts` and reports.
 pub fn run(plan: &Plan, opts: Options) -> Result<Outcome, Fatal> {
     let stayers = plan.clients - plan.churners;
-    // Senders are spread over the clients that stay.
+    // Senders are spread over the clients that stay. Over several rooms,
+    // senders 0..S are clients 0..S, which take the endpoints in turn and
+    // the rooms in turn after that (see `Options::rooms`).
+    let rooms = opts.rooms.max(1);
     let sender_clients: Vec<usize> = (0..plan.senders)
-        .map(|i| i * stayers / plan.senders)
+        .map(|i| {
+            if rooms > 1 {
+                i
+            } else {
+                i * stayers / plan.senders
+            }
+        })
         .collect();
     let addrs: Vec<String> = opts.endpoints.iter().map(|e| e.addr.to_string()).collect();
     let transport = opts.transport_name();
@@ -177,6 +186,9 @@ pub fn run(plan: &Plan, opts: Options) -> Result<Outcome, Fatal> {
         .put("clients", Value::U(plan.clients as u64))
         .put("senders", Value::U(plan.senders as u64))
         .put("line_bytes", Value::U(line_bytes as u64));
+    if rooms > 1 {
+        run.report.put("rooms", Value::U(rooms as u64));
+    }
     run.watch.begin();
     let result = run.all(&mut d, stayers);
     run.progress.clear();
@@ -400,20 +412,16 @@ impl Run<'_> {
     }
 
     fn fanout(&mut self, d: &mut Driver) -> Result<(), Fatal> {
-        let (n, w, m) = (
-            self.plan.clients as u64,
-            self.plan.window,
-            self.plan.messages,
-        );
+        let (w, m) = (self.plan.window, self.plan.messages);
         let traffic = self.traffic_begin(d);
         d.start(SendMode::Window {
             window: w,
             limit: m,
         });
         self.drive(d, Phase::Fanout, |d| {
-            d.sending_done() && d.st.tally.received_strict >= d.sent_total() * n
+            d.sending_done() && d.st.tally.received_strict >= d.deliveries_due()
         })?;
-        let expected = d.sent_total() * n;
+        let expected = d.deliveries_due();
         self.traffic_end(d, traffic, expected);
         Ok(())
     }

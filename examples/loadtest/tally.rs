@@ -49,6 +49,8 @@ pub struct Tally {
     /// Per receiver: a digest of (sender, seq) in arrival order, and how
     /// many deliveries it covers.
     order: Vec<(u64, u64)>,
+    /// Per receiver: its room. Only members of one room must agree on an order.
+    group: Vec<usize>,
 }
 
 impl Tally {
@@ -66,7 +68,14 @@ impl Tally {
             latency: Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3)
                 .expect("constant histogram bounds are valid"),
             order: vec![(0, 0); receivers],
+            group: vec![0; receivers],
         }
+    }
+
+    /// Puts `receiver` in room `group` (all start in room 0): orders are
+    /// compared among the members of a room only.
+    pub fn set_group(&mut self, receiver: usize, group: usize) {
+        self.group[receiver] = group;
     }
 
     /// Marks `receiver` as one that may miss messages (it joins or leaves
@@ -132,32 +141,37 @@ impl Tally {
     }
 
     /// Strict receivers that got as many messages as the most complete one
-    /// but in another order than the most common: zero when every member
-    /// of the room saw one order (what one server, or a cluster with one
-    /// sequencer, promises).
+    /// of their room but in another order than the most common there: zero
+    /// when the members of every room saw one order (what one server, or a
+    /// cluster with one sequencer, promises).
     pub fn order_mismatches(&self) -> u64 {
-        let full: Vec<&(u64, u64)> = {
-            let most = self
-                .order
-                .iter()
-                .zip(&self.strict)
-                .filter(|(_, s)| **s)
-                .map(|(o, _)| o.1)
-                .max()
-                .unwrap_or(0);
-            self.order
-                .iter()
-                .zip(&self.strict)
-                .filter(|(o, s)| **s && o.1 == most && most > 0)
-                .map(|(o, _)| o)
-                .collect()
+        use std::collections::HashMap;
+        // Per room: the most deliveries any strict member got, then how
+        // many of the members with that many saw each order.
+        let mut most: HashMap<usize, u64> = HashMap::new();
+        let strict = || {
+            (0..self.order.len())
+                .filter(|&r| self.strict[r])
+                .map(|r| (self.group[r], self.order[r]))
         };
-        let mut counts: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
-        for o in &full {
-            *counts.entry(o.0).or_default() += 1;
+        for (g, (_, count)) in strict() {
+            let m = most.entry(g).or_default();
+            *m = (*m).max(count);
         }
-        let common = counts.values().copied().max().unwrap_or(0);
-        full.len() as u64 - common
+        let mut orders: HashMap<(usize, u64), u64> = HashMap::new();
+        let mut full: HashMap<usize, u64> = HashMap::new();
+        for (g, (digest, count)) in strict() {
+            if count > 0 && count == most[&g] {
+                *orders.entry((g, digest)).or_default() += 1;
+                *full.entry(g).or_default() += 1;
+            }
+        }
+        let mut common: HashMap<usize, u64> = HashMap::new();
+        for ((g, _), n) in orders {
+            let c = common.entry(g).or_default();
+            *c = (*c).max(n);
+        }
+        full.iter().map(|(g, n)| n - common[g]).sum()
     }
 
     /// Strict deliveries that never came: `expected` minus those received.
@@ -384,5 +398,32 @@ mod tests {
         t.reset(2);
         t.set_strict(2, false);
         assert_eq!(t.order_mismatches(), 0);
+    }
+
+    #[test]
+    fn orders_are_compared_within_a_room_only() {
+        // Rooms 0 and 1 hear different senders, so their orders differ by
+        // design; within room 1, receiver 3 disagrees with 2 and 4.
+        let mut t = Tally::new(5, 3);
+        for (r, g) in [0, 0, 1, 1, 1].into_iter().enumerate() {
+            t.set_group(r, g);
+        }
+        let room0: &[(usize, u32)] = &[(0, 0), (0, 1), (0, 2)];
+        let room1: &[(usize, u32)] = &[(1, 0), (2, 0), (1, 1)];
+        let swapped: &[(usize, u32)] = &[(2, 0), (1, 0), (1, 1)];
+        for (r, order) in [room0, room0, room1, swapped, room1]
+            .into_iter()
+            .enumerate()
+        {
+            for &(s, q) in order {
+                t.record(r, s, q, 1);
+            }
+        }
+        assert_eq!(t.order_mismatches(), 1);
+        // Judged as one room, the two rooms' orders would disagree too.
+        for r in 0..5 {
+            t.set_group(r, 0);
+        }
+        assert_eq!(t.order_mismatches(), 3);
     }
 }

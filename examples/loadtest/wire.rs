@@ -65,16 +65,30 @@ impl Target {
         self != Target::Tutorial
     }
 
-    /// The bytes a receiving connection sends first (over WebSocket: one
-    /// text frame under `mask`, no newline).
-    pub fn register_bytes(self, name: &str, ws_mask: Option<[u8; 4]>) -> Vec<u8> {
+    /// The bytes a receiving connection sends first: its name, then (chatroom,
+    /// when given) `/join room` (over WebSocket: one text frame each under
+    /// `mask`, no newline).
+    pub fn register_bytes(
+        self,
+        name: &str,
+        room: Option<&str>,
+        ws_mask: Option<[u8; 4]>,
+    ) -> Vec<u8> {
+        let join = room.map(|r| format!("/join {r}"));
+        let lines = std::iter::once(name).chain(join.as_deref());
         match (self, ws_mask) {
             (Target::Chatroom, Some(mask)) => {
                 let mut out = Vec::new();
-                ws::frame(ws::TEXT, name.as_bytes(), mask, &mut out);
+                for line in lines {
+                    ws::frame(ws::TEXT, line.as_bytes(), mask, &mut out);
+                }
                 out
             }
-            (Target::Chatroom | Target::Tutorial, _) => format!("{name}\n").into_bytes(),
+            (Target::Chatroom, None) => lines
+                .map(|l| format!("{l}\n"))
+                .collect::<String>()
+                .into_bytes(),
+            (Target::Tutorial, _) => format!("{name}\n").into_bytes(),
             (Target::Redis, _) => resp_command(&[b"SUBSCRIBE", ROOM.as_bytes()]),
         }
     }
@@ -157,10 +171,18 @@ enum ArrayKind {
 }
 
 impl Decoder {
-    /// Classifies `line` (without its line ending) received by client `name`.
-    pub fn line<'a>(&mut self, target: Target, name: &str, line: &'a [u8]) -> Event<'a> {
+    /// Classifies `line` (without its line ending) received by client
+    /// `name`, whose registration is complete once it is in `room` (any
+    /// room when `None`: the one the server puts newcomers in).
+    pub fn line<'a>(
+        &mut self,
+        target: Target,
+        name: &str,
+        room: Option<&str>,
+        line: &'a [u8],
+    ) -> Event<'a> {
         match target {
-            Target::Chatroom => chatroom_line(name, line),
+            Target::Chatroom => chatroom_line(name, room, line),
             Target::Tutorial => match memchr::memrchr(MAGIC, line) {
                 Some(i) => Event::Delivery {
                     from: None,
@@ -238,7 +260,7 @@ fn parse_u32(digits: &[u8]) -> Option<u32> {
 }
 
 /// A chatroom line, classified by the protocol module the server itself uses.
-fn chatroom_line<'a>(name: &str, line: &'a [u8]) -> Event<'a> {
+fn chatroom_line<'a>(name: &str, room: Option<&str>, line: &'a [u8]) -> Event<'a> {
     let Ok(text) = std::str::from_utf8(line) else {
         return Event::Malformed(line);
     };
@@ -253,12 +275,13 @@ fn chatroom_line<'a>(name: &str, line: &'a [u8]) -> Event<'a> {
             Event::Shutdown
         }
         ServerLine::Notice(notice) => {
-            // Only our own join confirms registration; summaries
-            // (`* 120 joined`) and others' notices are not ours to count.
+            // Only our own join (into our room, when we asked for one)
+            // confirms registration; summaries (`* 120 joined`) and others'
+            // notices are not ours to count.
             let own = notice
                 .strip_prefix(name)
                 .and_then(|rest| rest.strip_prefix(" joined "));
-            if own.is_some() {
+            if own.is_some_and(|r| room.is_none_or(|want| r == want)) {
                 Event::Registered
             } else {
                 Event::Nothing
@@ -284,7 +307,7 @@ mod tests {
         let mut d = Decoder::default();
         lines
             .iter()
-            .map(|l| d.line(target, "lt1", l))
+            .map(|l| d.line(target, "lt1", None, l))
             .filter(|e| *e != Event::Nothing)
             .map(|e| match e {
                 Event::Registered => "registered".to_string(),
@@ -387,6 +410,30 @@ mod tests {
     }
 
     #[test]
+    fn a_room_is_joined_before_registration_counts() {
+        let mut d = Decoder::default();
+        let room = Some("lt1-r2");
+        let got: Vec<Event<'_>> = [
+            &b"* lt1 joined lobby"[..],
+            b"* lt1 left lobby",
+            b"* lt1 joined lt1-r1",
+            b"* lt1 joined lt1-r2",
+        ]
+        .iter()
+        .map(|l| d.line(Target::Chatroom, "lt1", room, l))
+        .collect();
+        assert_eq!(
+            got,
+            [
+                Event::Nothing,
+                Event::Nothing,
+                Event::Nothing,
+                Event::Registered
+            ]
+        );
+    }
+
+    #[test]
     fn templates_frame_the_payload() {
         let mut t = Target::Redis.template(40, 2, None);
         let wire = String::from_utf8(t.stamp(1, 1).to_vec()).unwrap();
@@ -402,11 +449,19 @@ mod tests {
         assert_eq!(wire.len(), 6 + 63);
         assert_eq!(wire[6], b'~' ^ 9);
         assert_eq!(
-            Target::Chatroom.register_bytes("ab", Some(mask)),
+            Target::Chatroom.register_bytes("ab", None, Some(mask)),
             [0x81, 0x82, 9, 8, 7, 6, b'a' ^ 9, b'b' ^ 8]
         );
         assert_eq!(
-            Target::Redis.register_bytes("x", None),
+            Target::Chatroom.register_bytes("ab", Some("r1"), None),
+            b"ab\n/join r1\n".to_vec()
+        );
+        let two = Target::Chatroom.register_bytes("ab", Some("r1"), Some(mask));
+        assert_eq!(two[..8], [0x81, 0x82, 9, 8, 7, 6, b'a' ^ 9, b'b' ^ 8]);
+        assert_eq!(two[8..14], [0x81, 0x80 | 8, 9, 8, 7, 6]);
+        assert_eq!(two.len(), 8 + 6 + 8);
+        assert_eq!(
+            Target::Redis.register_bytes("x", None, None),
             b"*2\r\n$9\r\nSUBSCRIBE\r\n$5\r\nlobby\r\n".to_vec()
         );
     }
