@@ -3,31 +3,38 @@
 # fan-out workloads against one chatroom process without Redis ("single"),
 # one node through Redis ("1-node") and two nodes through the same Redis
 # ("2-nodes", clients spread over both with the load tester's --addr a,b),
-# REPS times each, interleaved. Every server-side process (nodes and Redis)
-# is pinned to CPU 0 and the load tester to CPU 1, so the figures are costs
-# (deliveries per server CPU-second, Redis CPU and bytes per chat line), not
-# a throughput race on a 2-core machine. CPU comes from /proc/PID/stat, Redis
-# bytes from INFO stats, before and after each run.
+# REPS times each, interleaved: F1 and F2 (one room), and R1/R10/R100 (1,000
+# clients in 1, 10 or 100 rooms, 10,000 lines from 100 senders), for how the
+# cost grows with rooms. Each node is pinned to its own core (node 1 on CPU
+# 0, node 2 on CPU 1), Redis shares CPU 0 and the load tester CPU 1: this
+# machine has two cores, so the figures are costs (deliveries per server
+# CPU-second, node and Redis CPU and Redis bytes per chat line), not a
+# throughput race. Nothing runs at real-time priority here (the tool would
+# starve node 2 on its core). The load tester reports each process' CPU
+# (--cpu-pids) and Redis' bytes (--redis-info: INFO) over the traffic phase
+# alone, so registrations and joins are not counted.
 #
-# Usage: scripts/bench-cluster.sh     (about 2 minutes)
-# Env:   REPS (3), OUT (bench-results/cluster)
+# Usage: scripts/bench-cluster.sh     (about 5 minutes)
+# Env:   REPS (3), OUT (bench-results/cluster),
+#        WORKLOADS (F1 F2 R1 R10 R100), SETUPS (single 1-node 2-nodes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 REPS=${REPS:-3}
 OUT=${OUT:-bench-results/cluster}
+WORKLOADS=${WORKLOADS:-F1 F2 R1 R10 R100}
+SETUPS=${SETUPS:-single 1-node 2-nodes}
 mkdir -p "$OUT"
 RESULTS="$OUT/results.jsonl"
 : >"$RESULTS"
 
-for tool in redis-server redis-cli taskset chrt; do
+for tool in redis-server redis-cli taskset; do
     command -v "$tool" >/dev/null || { echo "bench-cluster.sh: needs $tool (bash scripts/test-deps.sh)" >&2; exit 1; }
 done
 echo "== building (release)" >&2
 cargo build --release --quiet --bin chatroom --example loadtest
 CHATROOM=target/release/chatroom
 LOADTEST=target/release/examples/loadtest
-FIFO="chrt -f 50"
 
 PIDS=()
 stop_all() {
@@ -50,13 +57,10 @@ wait_port() {
     echo "bench-cluster.sh: nothing listens on port $1" >&2
     return 1
 }
-# CPU ticks (user + system) of a process.
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-redis_stat() { redis-cli -p "$1" INFO stats | tr -d '\r' | awk -F: -v k="$2" '$1 == k {print $2}'; }
 
-HZ=$(getconf CLK_TCK)
 F1="fanout --clients 100 --senders 10 --messages 2000 --window 32 --size 64"
 F2="fanout --clients 1000 --senders 5 --messages 200 --window 16 --size 64"
+rooms() { echo "fanout --clients 1000 --senders 100 --messages 100 --window 8 --size 64 --rooms $1"; }
 
 # run WORKLOAD SETUP REP LOADTEST-ARGS...
 run() {
@@ -77,7 +81,7 @@ run() {
         local port redis=()
         port=$(free_port)
         [ -n "$rport" ] && redis=(--redis "redis://127.0.0.1:$rport" --node-name "bench-$i")
-        taskset -c 0 "$CHATROOM" --port "$port" --http-port off --log-level warn --flood-rate 0 \
+        taskset -c $(( (i - 1) % $(nproc) )) "$CHATROOM" --port "$port" --http-port off --log-level warn --flood-rate 0 \
             "${redis[@]}" 2>>"$OUT/chatroom.log" &
         PIDS+=($!)
         server_pids+=($!)
@@ -93,34 +97,18 @@ run() {
             done
         done
     fi
-    local before=() rin=0 rout=0 rcalls=0
-    for p in "${server_pids[@]}"; do before+=("$(ticks "$p")"); done
-    if [ -n "$rport" ]; then
-        rin=$(redis_stat "$rport" total_net_input_bytes)
-        rout=$(redis_stat "$rport" total_net_output_bytes)
-    fi
-    local list json
+    # The tool reports what every server process and Redis spent during
+    # the traffic alone (not the 1,000 registrations before it).
+    local list pids json redis_info=()
     list=$(IFS=,; echo "${addrs[*]}")
-    json=$($FIFO taskset -c 1 "$LOADTEST" "$@" --addr "$list" --json --quiet 2>>"$OUT/loadtest.err") || true
+    pids=$(IFS=,; echo "${server_pids[*]}")
+    [ -n "$rport" ] && redis_info=(--redis-info "127.0.0.1:$rport")
+    json=$(taskset -c 1 "$LOADTEST" "$@" --addr "$list" --cpu-pids "$pids" "${redis_info[@]}" \
+        --json --quiet 2>>"$OUT/loadtest.err") || true
     [ -n "$json" ] || json=null
-    local cpu=() i=0
-    for p in "${server_pids[@]}"; do
-        cpu+=("$(( $(ticks "$p") - before[i] ))")
-        i=$((i + 1))
-    done
-    local rin2=0 rout2=0
-    if [ -n "$rport" ]; then
-        rin2=$(redis_stat "$rport" total_net_input_bytes)
-        rout2=$(redis_stat "$rport" total_net_output_bytes)
-    fi
-    local redis_ticks=0 node_ticks=0
-    if [ -n "$rport" ]; then
-        redis_ticks=${cpu[0]}
-        for t in "${cpu[@]:1}"; do node_ticks=$((node_ticks + t)); done
-    else
-        node_ticks=${cpu[0]}
-    fi
-    echo "{\"workload\":\"$w\",\"setup\":\"$setup\",\"rep\":$rep,\"hz\":$HZ,\"node_ticks\":$node_ticks,\"redis_ticks\":$redis_ticks,\"redis_in\":$((rin2 - rin)),\"redis_out\":$((rout2 - rout)),\"result\":$json}" >>"$RESULTS"
+    local redis_pid=null
+    [ -n "$rport" ] && redis_pid=${server_pids[0]}
+    echo "{\"workload\":\"$w\",\"setup\":\"$setup\",\"rep\":$rep,\"redis_pid\":$redis_pid,\"result\":$json}" >>"$RESULTS"
     stop_all
     echo "   $w $setup rep $rep done" >&2
 }
@@ -134,11 +122,17 @@ run() {
 } >"$OUT/env.txt"
 
 for rep in $(seq "$REPS"); do
-    for setup in single 1-node 2-nodes; do
-        # shellcheck disable=SC2086 # the workload strings are word lists
-        run F1 "$setup" "$rep" $F1
-        # shellcheck disable=SC2086
-        run F2 "$setup" "$rep" $F2
+    for setup in $SETUPS; do
+        for w in $WORKLOADS; do
+            case $w in
+                F1) args=$F1 ;;
+                F2) args=$F2 ;;
+                R*) args=$(rooms "${w#R}") ;;
+                *) echo "bench-cluster.sh: unknown workload $w" >&2; exit 2 ;;
+            esac
+            # shellcheck disable=SC2086 # the workload strings are word lists
+            run "$w" "$setup" "$rep" $args
+        done
     done
 done
 
@@ -151,29 +145,36 @@ def med(xs):
     xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else None
 print(f"{'workload':8} {'setup':8} {'deliveries/s':>13} {'deliv/server CPU-s':>19} {'node CPU s':>10} {'redis CPU s':>11} "
-      f"{'redis us/line':>13} {'redis B in/line':>15} {'redis B out/line':>16} {'lost':>5} {'errors':>6}")
-for w in ["F1", "F2"]:
+      f"{'node us/line':>12} {'redis us/line':>13} {'redis B in/line':>15} {'redis B out/line':>16} {'lost':>5} {'order':>5} {'errors':>6}")
+for w in sorted({r["workload"] for r in rows}, key=lambda w: (w[0], int(w[1:]))):
     for setup in ["single", "1-node", "2-nodes"]:
         rs = [r for r in rows if r["workload"] == w and r["setup"] == setup and r["result"]]
         if not rs:
             continue
         def per(r):
             res = r["result"]
-            node_s = r["node_ticks"] / r["hz"]
-            redis_s = r["redis_ticks"] / r["hz"]
+            by_pid = res["cpu_s_by_pid"]
+            redis_pid = str(r["redis_pid"])
+            redis_s = by_pid.get(redis_pid, 0.0)
+            node_s = sum(v for k, v in by_pid.items() if k != redis_pid)
             cpu = node_s + redis_s
             sent = res["sent"] or 1
+            rd = res.get("redis", {})
             return dict(
                 dps=res["deliveries_per_s"],
                 dpc=res["received"] / cpu if cpu else None,
                 node=node_s, redis=redis_s,
+                nus=node_s * 1e6 / sent,
                 rus=redis_s * 1e6 / sent,
-                rin=r["redis_in"] / sent, rout=r["redis_out"] / sent,
-                lost=res["lost"], errors=res["errors"])
+                rin=rd.get("net_in_bytes", 0) / sent, rout=rd.get("net_out_bytes", 0) / sent,
+                lost=res["lost"], order=res["order_mismatches"], errors=res["errors"])
         ps = [per(r) for r in rs]
         m = {k: med([p[k] for p in ps]) for k in ps[0]}
         print(f"{w:8} {setup:8} {m['dps']:>13,.0f} {m['dpc'] or 0:>19,.0f} {m['node']:>10.2f} {m['redis']:>11.2f} "
-              f"{m['rus']:>13.1f} {m['rin']:>15.0f} {m['rout']:>16.0f} {max(p['lost'] for p in ps):>5} {max(p['errors'] for p in ps):>6}")
+              f"{m['nus']:>12.1f} {m['rus']:>13.1f} {m['rin']:>15.0f} {m['rout']:>16.0f} {max(p['lost'] for p in ps):>5} "
+              f"{max(p['order'] for p in ps):>5} {max(p['errors'] for p in ps):>6}")
     print()
-print("(medians of", max(r["rep"] for r in rows), "runs; lost and errors are the worst run; all server processes on CPU 0, the tool on CPU 1)")
+print("(medians of", max(r["rep"] for r in rows), "runs; lost, order (receivers that saw another order than the rest of their room)")
+print(" and errors are the worst run; node 1 and Redis on CPU 0, node 2 and the tool on CPU 1; R1/R10/R100: 1,000 clients")
+print(" in 1/10/100 rooms, 100 senders x 100 lines; node us/line is all nodes' CPU per line sent)")
 EOF

@@ -179,10 +179,14 @@ fn fanout_counts_every_delivery() {
 #[test]
 fn fanout_over_rooms_counts_per_room() {
     let server = start_with(test_config());
+    // The server runs in this process: its CPU is reported by PID.
+    let pid = std::process::id().to_string();
     let json = run_json(
         server.addr,
         &[
             "fanout",
+            "--cpu-pids",
+            &pid,
             "--clients",
             "30",
             "--rooms",
@@ -194,6 +198,11 @@ fn fanout_over_rooms_counts_per_room() {
         ],
     );
     assert_eq!(json_num(&json, "rooms"), 3.0, "{json}");
+    assert!(
+        json.contains(&format!("\"cpu_s_by_pid\":{{\"{pid}\":")),
+        "{json}"
+    );
+    assert!(json_num(&json, &pid) > 0.0, "{json}");
     assert_eq!(json_num(&json, "expected"), 400.0, "{json}");
     assert_eq!(json_num(&json, "received"), 400.0, "{json}");
     assert_eq!(json_num(&json, "order_mismatches"), 0.0, "{json}");
@@ -794,12 +803,15 @@ fn rooms_spread_over_two_cluster_nodes() {
     let (a, b) = (redis.node("a"), redis.node("b"));
     wait_serving(&[a.addr, b.addr]);
     let addrs = format!("{},{}", a.addr, b.addr);
+    let redis_addr = redis.addr().to_string();
     let json = run_ok(
         "tcp",
         &[
             "fanout",
             "--addr",
             &addrs,
+            "--redis-info",
+            &redis_addr,
             "--clients",
             "20",
             "--rooms",
@@ -813,6 +825,14 @@ fn rooms_spread_over_two_cluster_nodes() {
     assert_eq!(json_num(&json, "expected"), 1000.0, "{json}");
     assert_eq!(json_num(&json, "received"), 1000.0, "{json}");
     assert_eq!(json_num(&json, "order_mismatches"), 0.0, "{json}");
+    // Redis saw the 100 lines go in (each one script call of a few hundred
+    // bytes) and out to both nodes.
+    assert!(!json.contains("\"error\""), "{json}");
+    let (rin, rout) = (
+        json_num(&json, "net_in_bytes"),
+        json_num(&json, "net_out_bytes"),
+    );
+    assert!(rin > 100.0 * 64.0 && rout > 2.0 * 100.0 * 64.0, "{json}");
 }
 
 /// Waits until each node serves: a node takes names once it has loaded its

@@ -20,6 +20,7 @@ mod base64;
 mod driver;
 mod payload;
 mod procstat;
+mod redisinfo;
 mod report;
 mod scenario;
 mod tally;
@@ -88,6 +89,11 @@ FLAGS (each once; --flag value or --flag=value):
   --sample-every SECS memory sample interval, soak (5)
   --seed N            seed for the soak's random churn (1)
   --server-pid PID    report the server's CPU seconds and RSS from /proc
+  --cpu-pids LIST     also report the CPU seconds each of these processes
+                      (comma-separated PIDs: other cluster nodes, Redis)
+                      used during the traffic, as cpu_s_by_pid
+  --redis-info ADDR   report what the Redis at HOST:PORT spent during the
+                      traffic (bytes in and out, CPU), from its INFO
   --src-ips LIST|N    spread client sockets over these local addresses
                       (comma-separated, or N for 127.0.0.1 .. 127.0.0.N)
   --connect-batch N   connects in flight at once (256; tutorial 4)
@@ -236,6 +242,17 @@ fn parse(argv: Vec<OsString>) -> Result<Command, CliError> {
     let sample_every = only(&mut a, sc, "--sample-every", &[Soak], decimal(0.1, 3600.0))?;
     let seed = only(&mut a, sc, "--seed", &[Soak], cli::number(0..=u64::MAX))?;
     let server_pid = a.value("--server-pid", server_pid)?;
+    let cpu_pids = a
+        .value("--cpu-pids", |s| {
+            s.split(',').map(self::server_pid).collect()
+        })?
+        .unwrap_or_default();
+    let redis_info = a.value("--redis-info", |s| {
+        self::endpoints(6379)(s).and_then(|mut e| match e.len() {
+            1 => Ok(e.remove(0).addr),
+            _ => Err("one address only".to_string()),
+        })
+    })?;
     let src_ips = a.value("--src-ips", parse_src_ips)?.unwrap_or_default();
     let connect_batch = a.value("--connect-batch", cli::number(1..=1_000_000))?;
     let timeout = a.value("--timeout", decimal(0.001, 1e7))?;
@@ -387,6 +404,8 @@ fn parse(argv: Vec<OsString>) -> Result<Command, CliError> {
         timeout: Duration::from_secs_f64(timeout),
         drain_timeout: Duration::from_secs_f64(drain_timeout.unwrap_or(5.0)),
         server_pid,
+        cpu_pids,
+        redis_info,
         progress: !quiet,
         interrupt: Arc::new(AtomicBool::new(false)),
     };
@@ -673,6 +692,10 @@ mod tests {
             (
                 "fanout --server-pid 0",
                 "--server-pid: must be a whole number 1-4294967295 (got \"0\")",
+            ),
+            (
+                "fanout --cpu-pids 1,x",
+                "--cpu-pids: must be a whole number 1-4294967295 (got \"x\")",
             ),
         ];
         for (args, want) in cases {

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::driver::{Driver, Health, Options, SendMode};
 use crate::procstat::{self, Sample};
+use crate::redisinfo;
 use crate::report::{thousands, Report, Value};
 
 /// After Ctrl-C, how long messages already sent may take to arrive before
@@ -89,6 +90,11 @@ pub struct Plan {
     pub drain_timeout: Duration,
     /// The server's process, for CPU and memory.
     pub server_pid: Option<u32>,
+    /// Other processes whose CPU during the traffic is reported (cluster
+    /// nodes, Redis).
+    pub cpu_pids: Vec<u32>,
+    /// A Redis whose INFO counters are reported for the traffic phase.
+    pub redis_info: Option<std::net::SocketAddr>,
     /// Show a live progress line on stderr.
     pub progress: bool,
     /// Set by Ctrl-C: stop sending, drain briefly, report what happened.
@@ -571,6 +577,8 @@ impl Run<'_> {
             started: Instant::now(),
             start_ns: d.st.now_ns(),
             server: self.watch.sample(),
+            others: cpu_each(&self.plan.cpu_pids),
+            redis: self.plan.redis_info.map(redisinfo::read),
             tool_cpu: procstat::own_cpu(),
         }
     }
@@ -632,6 +640,29 @@ impl Run<'_> {
                 ("cpu_util".into(), Value::F(tool_cpu / wall.max(1e-9), 3)),
             ]),
         );
+        if !self.plan.cpu_pids.is_empty() {
+            let now = cpu_each(&self.plan.cpu_pids);
+            let each = self.plan.cpu_pids.iter().zip(t.others.iter().zip(now));
+            let by_pid = each
+                .filter_map(|(pid, (a, b))| {
+                    let cpu = b?.saturating_sub((*a)?).as_secs_f64();
+                    Some((pid.to_string(), Value::F(cpu, 3)))
+                })
+                .collect();
+            self.report.put("cpu_s_by_pid", Value::Obj(by_pid));
+        }
+        if let (Some(addr), Some(before)) = (self.plan.redis_info, t.redis) {
+            let spent = before.and_then(|b| Ok(b.until(&redisinfo::read(addr)?)));
+            let figures = match spent {
+                Ok(r) => vec![
+                    ("net_in_bytes".into(), Value::U(r.net_in)),
+                    ("net_out_bytes".into(), Value::U(r.net_out)),
+                    ("cpu_s".into(), Value::F(r.cpu_s, 3)),
+                ],
+                Err(e) => vec![("error".into(), Value::S(e.to_string()))],
+            };
+            self.report.put("redis", Value::Obj(figures));
+        }
         if let (Some(a), Some(b)) = (t.server, self.watch.sample()) {
             let cpu = (b.cpu.saturating_sub(a.cpu)).as_secs_f64();
             self.report.put(
@@ -761,7 +792,17 @@ struct Traffic {
     started: Instant,
     start_ns: u64,
     server: Option<Sample>,
+    /// CPU used so far by each of `Plan::cpu_pids` (None: gone).
+    others: Vec<Option<Duration>>,
+    /// Redis' totals (`Plan::redis_info`).
+    redis: Option<io::Result<redisinfo::Totals>>,
     tool_cpu: Duration,
+}
+
+fn cpu_each(pids: &[u32]) -> Vec<Option<Duration>> {
+    pids.iter()
+        .map(|&p| procstat::sample(p).ok().map(|s| s.cpu))
+        .collect()
 }
 
 fn p_ms(ns: u64) -> f64 {
