@@ -646,7 +646,7 @@ impl Run<'_> {
             let by_pid = each
                 .filter_map(|(pid, (a, b))| {
                     let cpu = b?.saturating_sub((*a)?).as_secs_f64();
-                    Some((pid.to_string(), Value::F(cpu, 3)))
+                    Some((pid.to_string(), Value::F(cpu, 6)))
                 })
                 .collect();
             self.report.put("cpu_s_by_pid", Value::Obj(by_pid));
