@@ -332,6 +332,7 @@ fn server_down_fails_fast() {
         let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
         l.local_addr().unwrap().port()
     }; // closed again: connecting is refused
+    loadtest_bin(); // built before the clock starts
     let t0 = Instant::now();
     let out = loadtest(&["fanout", "--port", &port.to_string()]);
     // It takes milliseconds; the bound is generous for a loaded machine.
@@ -833,6 +834,59 @@ fn rooms_spread_over_two_cluster_nodes() {
         json_num(&json, "net_out_bytes"),
     );
     assert!(rin > 100.0 * 64.0 && rout > 2.0 * 100.0 * 64.0, "{json}");
+}
+
+/// A node that refuses names but keeps the connection (its Redis is gone:
+/// `! the chat is reconnecting...`, then the prompt again) ends the run at
+/// once, saying so, instead of waiting for registrations that cannot come.
+#[test]
+fn refused_names_end_the_run_at_once() {
+    let mut redis = common::redis::RedisServer::start();
+    let node = redis.node("a");
+    wait_serving(&[node.addr]);
+    redis.kill();
+    // The node refuses names as soon as it has noticed.
+    let refusal = "! the chat is reconnecting to its cluster; try again in a moment";
+    let deadline = Instant::now() + common::LINE_TIMEOUT;
+    loop {
+        let mut probe = common::Client::connect(node.addr);
+        probe.expect_prompt();
+        probe.send("probe");
+        if probe.read_line().as_deref() == Some(refusal) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the node never refused a name");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    loadtest_bin(); // built before the clock starts
+    let t0 = Instant::now();
+    let out = loadtest(&[
+        "fanout",
+        "--clients",
+        "5",
+        "--senders",
+        "1",
+        "--messages",
+        "1",
+        "--addr",
+        &node.addr.to_string(),
+        "--timeout",
+        "60",
+    ]);
+    let err = text(&out.stderr);
+    // Before, this waited for the 10 s registration timeout (or, had some
+    // clients registered, for --timeout).
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "{:?}: {err}",
+        t0.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.starts_with(&format!("loadtest: the server at {} refused ", node.addr))
+            && err.contains(&format!("and asked for another (it said: {refusal})")),
+        "{err}"
+    );
 }
 
 /// Waits until each node serves: a node takes names once it has loaded its

@@ -88,6 +88,9 @@ struct Reach {
     /// The first thing it said that explains a close: its first error
     /// line, or its shutdown notice.
     said: Option<String>,
+    /// Names it refused while keeping the connection (it asked for
+    /// another): waiting would not register those clients.
+    refused: u64,
 }
 
 /// What the endpoints' state says about the run.
@@ -244,6 +247,11 @@ pub struct Client {
     pub registered_ns: u64,
     /// The room it joins (an index into `State::room_names`).
     pub room: usize,
+    /// The server answered its name with an error (`! ...`); a prompt
+    /// after that means the name was refused and the connection kept.
+    pub refused: bool,
+    /// That refusal has been counted against its endpoint.
+    refusal_counted: bool,
 }
 
 /// One sending client's state.
@@ -352,6 +360,14 @@ impl State {
         let ev = decoder.line(self.target, &cl.name, room, line);
         match ev {
             Event::Nothing => {}
+            Event::Prompt => {
+                let ep = client % self.reach.len();
+                let cl = &mut self.clients[client];
+                if cl.refused && !cl.registered && !cl.refusal_counted {
+                    cl.refusal_counted = true;
+                    self.reach[ep].refused += 1;
+                }
+            }
             Event::Shutdown => {
                 let ep = client % self.reach.len();
                 self.reach[ep]
@@ -364,6 +380,9 @@ impl State {
             }
             Event::ServerError(e) => {
                 self.c.server_errors += 1;
+                if !self.clients[client].registered {
+                    self.clients[client].refused = true;
+                }
                 let ep = client % self.reach.len();
                 self.reach[ep].said.get_or_insert_with(|| format!("! {e}"));
                 let name = &self.clients[client].name;
@@ -482,6 +501,8 @@ impl Driver {
                 // Client i talks to endpoint i mod E: rooms go by i div E,
                 // so every room has members on every endpoint.
                 room: (i / opts.endpoints.len().max(1)) % opts.rooms.max(1),
+                refused: false,
+                refusal_counted: false,
             })
             .collect::<Vec<_>>();
         let rooms = opts.rooms.max(1);
@@ -567,6 +588,13 @@ impl Driver {
                 Some(s) => format!(" (it said: {s})"),
                 None => String::new(),
             };
+            if r.refused > 0 {
+                return Health::Down(format!(
+                    "the server at {ep} refused {} name{} and asked for another{said}",
+                    r.refused,
+                    if r.refused == 1 { "" } else { "s" }
+                ));
+            }
             match r.up_since {
                 None => {
                     if let Some(e) = &r.first_error {

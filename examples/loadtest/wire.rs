@@ -132,8 +132,11 @@ pub fn resp_command(args: &[&[u8]]) -> Vec<u8> {
 /// What one received line means to the load tester.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event<'a> {
-    /// Nothing to count: a prompt, someone else's notice, a PUBLISH reply.
+    /// Nothing to count: someone else's notice, a PUBLISH reply.
     Nothing,
+    /// The server asks for a name (chatroom): once at the start, and again
+    /// after refusing the one sent.
+    Prompt,
     /// This connection's registration (or subscription) is confirmed.
     Registered,
     /// A relayed message; `from` is the sender's name where the server says it.
@@ -315,7 +318,8 @@ fn chatroom_line<'a>(name: &str, room: Option<&str>, line: &'a [u8]) -> Event<'a
         }
         // The join burst's history lines are old chat (maybe this run's
         // own messages, to a client that rejoined), never deliveries.
-        ServerLine::Prompt | ServerLine::History { .. } => Event::Nothing,
+        ServerLine::Prompt => Event::Prompt,
+        ServerLine::History { .. } => Event::Nothing,
         ServerLine::Error(e) => Event::ServerError(e),
         // The load tester sends neither actions nor private messages.
         ServerLine::Action { .. } | ServerLine::Private { .. } | ServerLine::Other(_) => {
@@ -342,6 +346,7 @@ mod tests {
                 }
                 Event::ServerError(e) => format!("error {e}"),
                 Event::Shutdown => "shutdown".to_string(),
+                Event::Prompt => "prompt".to_string(),
                 Event::Malformed(l) => format!("malformed {}", String::from_utf8_lossy(l)),
                 Event::Nothing => unreachable!(),
             })
@@ -354,7 +359,11 @@ mod tests {
         // (target, lines received, events expected)
         type Case<'a> = (Target, &'a [&'a [u8]], &'a [&'a str]);
         let cases: &[Case<'_>] = &[
-            (Chatroom, &[b"NAME", b"* lt1 joined lobby"], &["registered"]),
+            (
+                Chatroom,
+                &[b"NAME", b"* lt1 joined lobby"],
+                &["prompt", "registered"],
+            ),
             // the whole join burst: only the join registers; history lines
             // (even of this run's messages) are neither deliveries nor errors
             (
@@ -369,7 +378,7 @@ mod tests {
                     b"# 2026-11-24T21:03:05Z + lt7 waves",
                     b"* lobby has 2 members: lt1, lt7 (away)",
                 ],
-                &["registered"],
+                &["prompt", "registered"],
             ),
             (
                 Chatroom,
