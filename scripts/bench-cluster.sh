@@ -14,7 +14,7 @@
 # (--cpu-pids) and Redis' bytes (--redis-info: INFO) over the traffic phase
 # alone, so registrations and joins are not counted.
 #
-# Usage: scripts/bench-cluster.sh     (about 5 minutes)
+# Usage: scripts/bench-cluster.sh     (about 3 minutes)
 # Env:   REPS (3), OUT (bench-results/cluster),
 #        WORKLOADS (F1 F2 R1 R10 R100), SETUPS (single 1-node 2-nodes)
 set -euo pipefail
@@ -24,6 +24,12 @@ REPS=${REPS:-3}
 OUT=${OUT:-bench-results/cluster}
 WORKLOADS=${WORKLOADS:-F1 F2 R1 R10 R100}
 SETUPS=${SETUPS:-single 1-node 2-nodes}
+for w in $WORKLOADS; do
+    [[ $w =~ ^(F1|F2|R[1-9][0-9]*)$ ]] || { echo "bench-cluster.sh: unknown workload $w" >&2; exit 2; }
+done
+for s in $SETUPS; do
+    [[ $s =~ ^(single|1-node|2-nodes)$ ]] || { echo "bench-cluster.sh: unknown setup $s" >&2; exit 2; }
+done
 mkdir -p "$OUT"
 RESULTS="$OUT/results.jsonl"
 : >"$RESULTS"
@@ -82,7 +88,7 @@ run() {
         port=$(free_port)
         [ -n "$rport" ] && redis=(--redis "redis://127.0.0.1:$rport" --node-name "bench-$i")
         taskset -c $(( (i - 1) % $(nproc) )) "$CHATROOM" --port "$port" --http-port off --log-level warn --flood-rate 0 \
-            "${redis[@]}" 2>>"$OUT/chatroom.log" &
+            ${redis[@]+"${redis[@]}"} 2>>"$OUT/chatroom.log" &
         PIDS+=($!)
         server_pids+=($!)
         wait_port "$port"
@@ -103,7 +109,7 @@ run() {
     list=$(IFS=,; echo "${addrs[*]}")
     pids=$(IFS=,; echo "${server_pids[*]}")
     [ -n "$rport" ] && redis_info=(--redis-info "127.0.0.1:$rport")
-    json=$(taskset -c 1 "$LOADTEST" "$@" --addr "$list" --cpu-pids "$pids" "${redis_info[@]}" \
+    json=$(taskset -c 1 "$LOADTEST" "$@" --addr "$list" --cpu-pids "$pids" ${redis_info[@]+"${redis_info[@]}"} \
         --json --quiet 2>>"$OUT/loadtest.err") || true
     [ -n "$json" ] || json=null
     local redis_pid=null
@@ -153,7 +159,7 @@ for w in sorted({r["workload"] for r in rows}, key=lambda w: (w[0], int(w[1:])))
             continue
         def per(r):
             res = r["result"]
-            by_pid = res["cpu_s_by_pid"]
+            by_pid = res.get("cpu_s_by_pid", {})
             redis_pid = str(r["redis_pid"])
             redis_s = by_pid.get(redis_pid, 0.0)
             node_s = sum(v for k, v in by_pid.items() if k != redis_pid)

@@ -89,7 +89,7 @@ struct Reach {
     /// line, or its shutdown notice.
     said: Option<String>,
     /// Names it refused while keeping the connection (it asked for
-    /// another): waiting would not register those clients.
+    /// another): those clients will not register.
     refused: u64,
 }
 
@@ -364,8 +364,11 @@ impl State {
                 let ep = client % self.reach.len();
                 let cl = &mut self.clients[client];
                 if cl.refused && !cl.registered && !cl.refusal_counted {
+                    // Refused for good: it no longer holds a connect slot,
+                    // so the connect phase ends once the others settle.
                     cl.refusal_counted = true;
                     self.reach[ep].refused += 1;
+                    self.inflight = self.inflight.saturating_sub(1);
                 }
             }
             Event::Shutdown => {
@@ -400,6 +403,8 @@ impl State {
         let cl = &mut self.clients[client];
         if !cl.registered {
             cl.registered = true;
+            cl.refused = false;
+            cl.refusal_counted = false;
             cl.registered_ns = now;
             self.registered += 1;
             if cl.gen > 0 {
@@ -588,13 +593,6 @@ impl Driver {
                 Some(s) => format!(" (it said: {s})"),
                 None => String::new(),
             };
-            if r.refused > 0 {
-                return Health::Down(format!(
-                    "the server at {ep} refused {} name{} and asked for another{said}",
-                    r.refused,
-                    if r.refused == 1 { "" } else { "s" }
-                ));
-            }
             match r.up_since {
                 None => {
                     if let Some(e) = &r.first_error {
@@ -633,6 +631,24 @@ impl Driver {
     /// Asks for `client` to be connected (paced by `connect_batch`).
     pub fn queue_connect(&mut self, client: usize) {
         self.queue.push_back(client);
+    }
+
+    /// Which servers refused names and asked for others (those clients
+    /// will not register), with what they said.
+    pub fn refusals(&self) -> Option<String> {
+        let each: Vec<String> = self
+            .st
+            .reach
+            .iter()
+            .zip(&self.opts.endpoints)
+            .filter(|(r, _)| r.refused > 0)
+            .map(|(r, ep)| {
+                let said = r.said.as_deref().unwrap_or("nothing");
+                let s = if r.refused == 1 { "" } else { "s" };
+                format!("the server at {ep} refused {} name{s} ({said})", r.refused)
+            })
+            .collect();
+        (!each.is_empty()).then(|| each.join("; "))
     }
 
     /// Nothing queued or being opened: waiting longer brings no new registrations.
@@ -677,6 +693,8 @@ impl Driver {
         cl.gen += 1;
         cl.name = format!("{}{client}g{}", self.opts.name_prefix, cl.gen);
         cl.probed = false;
+        cl.refused = false;
+        cl.refusal_counted = false;
         self.st.tally.reset(client);
         self.queue_connect(client);
     }

@@ -353,10 +353,25 @@ fn parse(argv: Vec<OsString>) -> Result<Command, CliError> {
             target.name()
         )));
     }
-    if rooms > clients {
-        return Err(CliError(format!(
-            "--rooms: {rooms} rooms need at least {rooms} clients (--clients is {clients})"
-        )));
+    if rooms > 1 {
+        // Every room needs a member at every address, and every sender a
+        // place in its room (see `scenario::room_sender`).
+        let addrs = endpoints.len();
+        let need = (0..senders)
+            .map(|i| scenario::room_sender(i, rooms, addrs) + 1)
+            .max()
+            .unwrap_or(0)
+            .max(rooms * addrs);
+        if clients < need {
+            let over = match addrs {
+                1 => String::new(),
+                n => format!(" over {n} addresses"),
+            };
+            return Err(CliError(format!(
+                "--rooms: {rooms} rooms{over} with {senders} senders need at least {need} \
+                 clients (--clients is {clients})"
+            )));
+        }
     }
     let churners = match (sc, churners) {
         (Soak, Some(k)) if k + senders > clients => {
@@ -741,7 +756,12 @@ mod tests {
             ),
             (
                 "fanout --clients 4 --rooms 5",
-                "--rooms: 5 rooms need at least 5 clients (--clients is 4)",
+                "--rooms: 5 rooms with 4 senders need at least 5 clients (--clients is 4)",
+            ),
+            (
+                "fanout --clients 4 --rooms 4 --addr 127.0.0.1:1,127.0.0.1:2",
+                "--rooms: 4 rooms over 2 addresses with 4 senders need at least 8 clients \
+                 (--clients is 4)",
             ),
             (
                 "latency --rooms 2",

@@ -154,14 +154,14 @@ pub struct Outcome {
 /// Runs `plan` against the servers in `opts` and reports.
 pub fn run(plan: &Plan, opts: Options) -> Result<Outcome, Fatal> {
     let stayers = plan.clients - plan.churners;
-    // Senders are spread over the clients that stay. Over several rooms,
-    // senders 0..S are clients 0..S, which take the endpoints in turn and
-    // the rooms in turn after that (see `Options::rooms`).
+    // Senders are spread over the clients that stay; over several rooms,
+    // over the rooms and within each room over the endpoints.
     let rooms = opts.rooms.max(1);
+    let endpoints = opts.endpoints.len().max(1);
     let sender_clients: Vec<usize> = (0..plan.senders)
         .map(|i| {
             if rooms > 1 {
-                i
+                room_sender(i, rooms, endpoints)
             } else {
                 i * stayers / plan.senders
             }
@@ -377,13 +377,11 @@ impl Run<'_> {
             Value::F(d.st.registered as f64 / took.max(1e-9), 0),
         );
         if !d.all_ready() {
-            self.report.put(
-                "error",
-                Value::S(format!(
-                    "only {} of {n} clients registered",
-                    d.st.registered
-                )),
-            );
+            let mut why = format!("only {} of {n} clients registered", d.st.registered);
+            if let Some(refused) = d.refusals() {
+                why = format!("{why}: {refused}");
+            }
+            self.report.put("error", Value::S(why));
         }
         Ok(ready)
     }
@@ -573,13 +571,18 @@ impl Run<'_> {
     }
 
     fn traffic_begin(&mut self, d: &Driver) -> Traffic {
+        // The readings first (INFO is a round trip), then the clock.
+        let server = self.watch.sample();
+        let others = cpu_each(&self.plan.cpu_pids);
+        let redis = self.plan.redis_info.map(redisinfo::read);
+        let tool_cpu = procstat::own_cpu();
         Traffic {
             started: Instant::now(),
             start_ns: d.st.now_ns(),
-            server: self.watch.sample(),
-            others: cpu_each(&self.plan.cpu_pids),
-            redis: self.plan.redis_info.map(redisinfo::read),
-            tool_cpu: procstat::own_cpu(),
+            server,
+            others,
+            redis,
+            tool_cpu,
         }
     }
 
@@ -799,6 +802,16 @@ struct Traffic {
     tool_cpu: Duration,
 }
 
+/// The client that is sender `i` when clients are spread over `rooms`
+/// rooms and `endpoints` endpoints (client c is on endpoint c mod E, in
+/// room (c div E) mod R): the senders take the rooms in turn, and the
+/// senders of one room take the endpoints in turn.
+pub fn room_sender(i: usize, rooms: usize, endpoints: usize) -> usize {
+    let (room, round) = (i % rooms, i / rooms);
+    let endpoint = (room + round) % endpoints;
+    endpoints * (room + rooms * round) + endpoint
+}
+
 fn cpu_each(pids: &[u32]) -> Vec<Option<Duration>> {
     pids.iter()
         .map(|&p| procstat::sample(p).ok().map(|s| s.cpu))
@@ -940,6 +953,31 @@ impl XorShift {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn room_senders_cover_rooms_then_endpoints() {
+        for endpoints in 1..=3 {
+            for rooms in 2..=5 {
+                let senders: Vec<usize> =
+                    (0..12).map(|i| room_sender(i, rooms, endpoints)).collect();
+                let mut seen = senders.clone();
+                seen.sort_unstable();
+                seen.dedup();
+                assert_eq!(seen.len(), senders.len(), "distinct: {senders:?}");
+                for (i, &c) in senders.iter().enumerate() {
+                    // Sender i is in room i mod R (client c's room is
+                    // (c div E) mod R) ...
+                    assert_eq!((c / endpoints) % rooms, i % rooms, "{i} -> {c}");
+                    // ... and the k-th sender of a room on endpoint
+                    // (room + k) mod E: one room's senders alternate.
+                    let k = i / rooms;
+                    assert_eq!(c % endpoints, (i % rooms + k) % endpoints, "{i} -> {c}");
+                }
+            }
+        }
+        // One endpoint: sender i is client i.
+        assert!((0..20).all(|i| room_sender(i, 7, 1) == i));
+    }
 
     #[test]
     fn memory_verdicts() {

@@ -2,7 +2,8 @@
 //! registration bytes, the message framing around a payload, and a per
 //! connection [`Decoder`] that turns one received line into an [`Event`].
 //! Pure: no sockets and no counting; chatroom lines are classified by the
-//! crate's own `parse_server_line`, Redis replies by a small RESP reader.
+//! crate's own `parse_server_line` (chat lines first by a byte check that
+//! agrees with it), Redis replies by a small RESP reader.
 
 use chatroom::protocol::{
     is_valid_name, parse_server_line, ServerLine, MAX_NAME_CHARS, NOTICE_PREFIX, SHUTDOWN_NOTICE,
@@ -270,13 +271,16 @@ fn parse_u32(digits: &[u8]) -> Option<u32> {
 /// fifth of its time. Safe because no other server line starts with a
 /// valid name followed by `": "` (prompts, notices, errors, actions,
 /// history and private messages all start with a space-separated word or a
-/// sigil); the payload's header is checked by `payload::decode`.
+/// sigil); the payload's header is checked by `payload::decode`, and a
+/// payload that is not ASCII is left to the parser.
 fn chat_line(line: &[u8]) -> Option<Event<'_>> {
     let head = &line[..line.len().min(MAX_NAME_CHARS + 1)];
     let colon = memchr::memchr(b':', head)?;
     let from = std::str::from_utf8(&line[..colon]).ok()?;
     let rest = &line[colon..];
-    if !rest.starts_with(&[b':', b' ', MAGIC]) || !is_valid_name(from) {
+    // Our payloads are ASCII: anything else goes to the parser, which
+    // checks it is UTF-8 as the server promises.
+    if !rest.starts_with(&[b':', b' ', MAGIC]) || !is_valid_name(from) || !rest.is_ascii() {
         return None;
     }
     Some(Event::Delivery {
@@ -458,6 +462,7 @@ mod tests {
             format!("alice:{payload}"),
             "alice: hello".to_string(),
             long,
+            format!("alice: {payload}\u{e9}"),
         ];
         // A chat line takes the shortcut, with what the parser would say.
         match (chat_line(chat.as_bytes()), parse_server_line(&chat)) {
@@ -470,6 +475,14 @@ mod tests {
         for line in &others {
             assert_eq!(chat_line(line.as_bytes()), None, "{line}");
         }
+        // Not UTF-8 at all: not a delivery, whichever way it is read.
+        let mut bad = chat.clone().into_bytes();
+        bad.push(0xff);
+        assert_eq!(chat_line(&bad), None);
+        assert!(matches!(
+            Decoder::default().line(Target::Chatroom, "lt1", None, &bad),
+            Event::Malformed(_)
+        ));
     }
 
     #[test]

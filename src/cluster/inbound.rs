@@ -1,10 +1,8 @@
-//! What Redis' answers and published events do to the cluster bus's local
-//! view: a script's reply completes the client operation that sent it; a
-//! room's event (a line, a join, a leave, a topic) goes to that room's
-//! local members; a node event (a join burst, a private message) to its one
-//! client; losing Redis degrades the chat and its return restores it. The
-//! connections themselves are [`super::session`]'s; nothing here touches a
-//! socket: lines go out through an [`Outbox`].
+//! What Redis' replies and published events do to the cluster bus's local
+//! view: a reply completes its client's operation, a room's event reaches
+//! its local members, a node's event its one client; losing Redis degrades
+//! the chat, its return restores it. Touches no socket (lines go out
+//! through an [`Outbox`]).
 
 use log::{info, warn};
 
