@@ -76,7 +76,8 @@ FLAGS (each once; --flag value or --flag=value):
                       (1): client i (on address i mod A of A --addr
                       addresses) sends /join after its name, into room
                       (i div A) mod R, so every room spans every address;
-                      sender i is client i; delivery and one order are
+                      senders take the rooms in turn, and one room's
+                      senders the addresses; delivery and one order are
                       checked per room
   --size B            bytes per line on the wire, newline included (64, min
                       36; over WebSocket the line without it, in one frame)
