@@ -38,10 +38,10 @@ pub struct LocalBus {
     /// Lower-cased name to key: names are unique case-insensitively.
     names: HashMap<Box<str>, usize>,
     rooms: Rooms,
-    /// Each room's members in listing order (lower-cased name, key), so a
-    /// join's member list takes the first 100 without sorting the room:
-    /// sorting it per join made 19,000 joins quadratic.
-    listed: HashMap<RoomId, BTreeSet<(Box<str>, usize)>>,
+    /// Each room's members in listing order, so a join's member list takes
+    /// the first 100 without sorting the room: sorting it per join made
+    /// 19,000 joins quadratic.
+    listed: Listing,
     settings: ChatSettings,
     /// Unix seconds, for history lines.
     now: u64,
@@ -84,7 +84,7 @@ impl LocalBus {
             clients: Vec::new(),
             names: HashMap::new(),
             rooms: Rooms::new(),
-            listed: HashMap::new(),
+            listed: Listing::default(),
             settings,
             now: 0,
             line: String::with_capacity(256),
@@ -129,10 +129,9 @@ impl LocalBus {
     /// topic, its recent history and its members, the member list last.
     fn enter(&mut self, key: usize, name: &str, welcome: bool, out: &mut impl Outbox) {
         let (id, members) = self.rooms.join(key, name);
-        let who = name_in(&self.clients, key).to_owned();
-        self.list(id, key, &who);
-        self.line.clear();
         let who = name_in(&self.clients, key);
+        self.listed.add(id, key, who);
+        self.line.clear();
         lines::joined(&mut self.line, who, self.rooms.room(id).name());
         if members > self.settings.notice_limit {
             out.send(key, self.line.as_bytes());
@@ -169,10 +168,8 @@ impl LocalBus {
         let clients = &self.clients;
         let names = self
             .listed
-            .get(&id)
-            .into_iter()
-            .flatten()
-            .filter_map(|(_, key)| clients.get(*key).and_then(Option::as_ref))
+            .keys(id)
+            .filter_map(|key| clients.get(key).and_then(Option::as_ref))
             .map(|c| Member(&c.name, c.away.is_some()));
         lines::listing(
             &mut self.line,
@@ -181,23 +178,6 @@ impl LocalBus {
             names,
             MAX_LISTED,
         );
-    }
-
-    /// Lists `key` (named `name`) among `room`'s members.
-    fn list(&mut self, room: RoomId, key: usize, name: &str) {
-        let folded = name.to_ascii_lowercase().into_boxed_str();
-        self.listed.entry(room).or_default().insert((folded, key));
-    }
-
-    /// Takes `key` (named `name`) off `room`'s listing.
-    fn unlist(&mut self, room: RoomId, key: usize, name: &str) {
-        let folded = name.to_ascii_lowercase().into_boxed_str();
-        if let Some(set) = self.listed.get_mut(&room) {
-            set.remove(&(folded, key));
-            if set.is_empty() {
-                self.listed.remove(&room);
-            }
-        }
     }
 
     /// Sends the leave notice in the scratch line for room `id`, which had
@@ -295,8 +275,7 @@ impl Bus for LocalBus {
             name_in(&self.clients, key),
             Leave::For(shown),
         );
-        let who = name_in(&self.clients, key).to_owned();
-        self.unlist(room, key, &who);
+        self.listed.remove(room, key, name_in(&self.clients, key));
         if let Some(left) = self.rooms.leave(key) {
             self.announce_leave(left.room, left.before, None, out);
         }
@@ -329,8 +308,8 @@ impl Bus for LocalBus {
             self.names.remove(f.as_str());
         }
         self.names.insert(folded.as_str().into(), key);
-        self.unlist(room, key, &old);
-        self.list(room, key, new);
+        self.listed.remove(room, key, &old);
+        self.listed.add(room, key, new);
         info!("conn #{id}: {old} is now known as {new}");
         self.line.clear();
         lines::renamed(&mut self.line, &old, new);
@@ -429,7 +408,7 @@ impl Bus for LocalBus {
         // its own notice as confirmation; a disconnected client is not.
         let subject = matches!(how, Leave::Quit(_)).then_some(key);
         if let Some(room) = self.rooms.room_of(key) {
-            self.unlist(room, key, &name);
+            self.listed.remove(room, key, &name);
             let before = self.rooms.room(room).members().len();
             if subject.is_some() {
                 self.announce_leave(room, before, subject, out);
@@ -451,6 +430,35 @@ impl Bus for LocalBus {
             lines::summary(&mut self.line, self.rooms.room(id).name(), joins, leaves);
             self.to_room(id, out);
         }
+    }
+}
+
+/// Each room's members ordered as member lists show them: by lower-cased
+/// name, then key.
+#[derive(Debug, Default)]
+struct Listing(HashMap<RoomId, BTreeSet<(Box<str>, usize)>>);
+
+impl Listing {
+    /// Lists `key` (named `name`) among `room`'s members.
+    fn add(&mut self, room: RoomId, key: usize, name: &str) {
+        let folded = name.to_ascii_lowercase().into_boxed_str();
+        self.0.entry(room).or_default().insert((folded, key));
+    }
+
+    /// Takes `key` (named `name`) off `room`'s listing.
+    fn remove(&mut self, room: RoomId, key: usize, name: &str) {
+        let folded = name.to_ascii_lowercase().into_boxed_str();
+        if let Some(set) = self.0.get_mut(&room) {
+            set.remove(&(folded, key));
+            if set.is_empty() {
+                self.0.remove(&room);
+            }
+        }
+    }
+
+    /// `room`'s member keys in listing order.
+    fn keys(&self, room: RoomId) -> impl Iterator<Item = usize> + '_ {
+        self.0.get(&room).into_iter().flatten().map(|&(_, key)| key)
     }
 }
 
