@@ -256,6 +256,7 @@ impl Server {
                 config.close_flush_timeout,
                 config.linger_timeout,
                 config.write_timeout,
+                config.ws_ping,
                 Arc::clone(&shared),
             ),
             chat: Chat::new(bus, config.max_line),
@@ -485,8 +486,7 @@ impl Server {
         if self.next_sweep <= now {
             // O(connections) once a second, never per message.
             self.next_sweep = now + SWEEP_INTERVAL;
-            self.table
-                .sweep(u32::try_from(self.config.ws_ping.as_secs()).unwrap_or(u32::MAX));
+            self.table.sweep();
             self.peers.prune(now_us);
         }
         if self.accept_paused_until.is_some_and(|at| at <= now) {

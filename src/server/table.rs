@@ -63,6 +63,9 @@ pub struct Table {
     linger_timeout: Duration,
     /// Seconds a client's output may make no progress before it is dropped.
     write_timeout_secs: u32,
+    /// Seconds a WebSocket client may be quiet before it is pinged (and
+    /// twice that before it is dropped).
+    ws_ping_secs: u32,
     /// When the server started: ticks count whole seconds from here.
     epoch: Instant,
     /// The time of the current turn.
@@ -86,6 +89,7 @@ impl Table {
         close_flush_timeout: Duration,
         linger_timeout: Duration,
         write_timeout: Duration,
+        ws_ping: Duration,
         shared: Arc<Shared>,
     ) -> Table {
         let now = Instant::now();
@@ -102,6 +106,7 @@ impl Table {
             close_flush_timeout,
             linger_timeout,
             write_timeout_secs: u32::try_from(write_timeout.as_secs().max(1)).unwrap_or(u32::MAX),
+            ws_ping_secs: u32::try_from(ws_ping.as_secs()).unwrap_or(u32::MAX),
             epoch: now,
             now,
             tick: 0,
@@ -252,10 +257,11 @@ impl Table {
         Some(conn)
     }
 
-    /// Once a second: frees memory quiet connections do not need, and
-    /// drops clients whose output made no progress for the write timeout
-    /// (a peer that vanished, or stopped reading, below the output limit).
-    pub fn sweep(&mut self, ws_ping_secs: u32) {
+    /// Once a second: frees memory quiet connections do not need, pings
+    /// quiet WebSocket clients (and drops silent ones), and drops clients
+    /// whose output made no progress for the write timeout (a peer that
+    /// vanished, or stopped reading, below the output limit).
+    pub fn sweep(&mut self) {
         let mut stalled = Vec::new();
         let mut silent = Vec::new();
         for (key, conn) in self.slab.iter_mut() {
@@ -264,9 +270,9 @@ impl Table {
                 // A quiet browser is pinged; one that stays silent as long
                 // again (no pong, nothing) has gone without a FIN.
                 let quiet = self.tick.saturating_sub(conn.heard());
-                if quiet >= 2 * ws_ping_secs {
+                if quiet >= 2 * self.ws_ping_secs {
                     silent.push(key);
-                } else if quiet >= ws_ping_secs && conn.ws_ping() && conn.list_write() {
+                } else if quiet >= self.ws_ping_secs && conn.ws_ping() && conn.list_write() {
                     self.pending_writes.push(key);
                 }
             }
