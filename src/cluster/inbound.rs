@@ -21,33 +21,17 @@ impl RedisBus {
             Op::Setup | Op::Load(_) | Op::Tick => {}
             Op::Leave => {}
             Op::Register(c, name) => {
-                self.release(c.key);
+                self.release(c);
                 if !reply.is("ok") {
                     self.arrived(&LOBBY.to_ascii_lowercase(), c);
                 }
-                let Some(local) = self.local_of(c) else {
+                if self.local_of(c).is_none() {
                     // Gone while registering: give the name back.
                     if reply.is("ok") {
-                        let (lname, k, id) = (
-                            name.to_ascii_lowercase(),
-                            c.key.to_string(),
-                            c.id.to_string(),
-                        );
-                        self.run(
-                            ScriptId::Leave,
-                            &[
-                                lname.as_bytes(),
-                                k.as_bytes(),
-                                id.as_bytes(),
-                                b"closed",
-                                b"",
-                            ],
-                            Op::Leave,
-                        );
+                        self.give_back(&name.to_ascii_lowercase(), c, "closed", "");
                     }
                     return;
-                };
-                let _ = local;
+                }
                 if reply.is("ok") {
                     if let Some(l) = self.clients[c.key].as_mut() {
                         l.registered = true;
@@ -65,7 +49,7 @@ impl RedisBus {
                 }
             }
             Op::Join(c, lroom) => {
-                self.release(c.key);
+                self.release(c);
                 if !reply.is("ok") {
                     self.arrived(&lroom, c);
                 }
@@ -79,7 +63,7 @@ impl RedisBus {
                 }
             }
             Op::Nick(c, new) => {
-                self.release(c.key);
+                self.release(c);
                 if self.local_of(c).is_none() {
                     return;
                 }
@@ -250,7 +234,7 @@ impl RedisBus {
                     out.send_all(&room.members, self.line.as_bytes());
                 }
             }
-            [b"L", name, shown, node, key, id, before, kind, detail] => {
+            [b"L", name, _shown, node, key, id, before, kind, detail] => {
                 let (key, id): (usize, u64) = (event::number(key), event::number(id));
                 let before: usize = event::number(before);
                 let Some(room) = self.rooms.get_mut(lroom) else {
@@ -270,7 +254,6 @@ impl RedisBus {
                 };
                 self.line.clear();
                 lines::left(&mut self.line, event::text(name), how);
-                let _ = shown;
                 if before > limit {
                     if before > 1 {
                         room.leaves += 1;
@@ -402,7 +385,7 @@ impl RedisBus {
         for op in pending {
             let c = match op {
                 Op::Register(c, name) => {
-                    self.release(c.key);
+                    self.release(c);
                     if self.local_of(c).is_some() {
                         // Its join may have come back already.
                         self.forget(c.key);
@@ -412,18 +395,7 @@ impl RedisBus {
                     // then the name is held for this connection, which no
                     // longer claims it. Give it back once Redis is here
                     // (a no-op if the claim never happened).
-                    let (lname, k, id) = (
-                        name.to_ascii_lowercase(),
-                        c.key.to_string(),
-                        c.id.to_string(),
-                    );
-                    self.session.leave_later(&[
-                        lname.as_bytes(),
-                        k.as_bytes(),
-                        id.as_bytes(),
-                        b"closed",
-                        b"",
-                    ]);
+                    self.give_back(&name.to_ascii_lowercase(), c, "closed", "");
                     continue;
                 }
                 Op::Nick(c, new) => {
@@ -442,7 +414,7 @@ impl RedisBus {
                 Op::Say(c) | Op::Msg(c, _, _) => c,
                 _ => continue,
             };
-            self.release(c.key);
+            self.release(c);
             if self.local_of(c).is_some() {
                 self.refuse(c.key, Refusal::NotSent, out);
             }
@@ -456,7 +428,7 @@ impl RedisBus {
             let c = match q {
                 Queued::Register(c) | Queued::Join(c, _) => c,
             };
-            self.release(c.key);
+            self.release(c);
             if matches!(q, Queued::Register(_)) && self.local_of(c).is_some() {
                 self.forget(c.key);
                 self.refuse_name(c.key, Refusal::Unavailable, out);

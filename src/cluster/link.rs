@@ -76,11 +76,6 @@ impl RedisConn {
         self.out.len() - self.sent
     }
 
-    /// True once connected.
-    pub fn is_connected(&self) -> bool {
-        self.connected
-    }
-
     /// Handles a readiness event: completes the connect, then reads. Calls
     /// `frame` for each decoded reply or message, in order. An error (or
     /// Redis closing) means the connection is lost.

@@ -60,6 +60,8 @@ struct Local {
     room: Option<String>,
     /// Its registration was confirmed.
     registered: bool,
+    /// Its register, join or nick is in flight: its input waits.
+    waiting: bool,
     /// A `/nick` to this name failed with the connection: Redis may have
     /// run it; the restore undoes it there.
     lost_nick: Option<String>,
@@ -132,8 +134,6 @@ pub struct RedisBus {
     clients: Vec<Option<Local>>,
     registered: usize,
     rooms: HashMap<String, Room>,
-    /// Keys whose register, join or nick is in flight: their input waits.
-    waiting: Vec<usize>,
     /// Keys that stopped waiting: the server reads them again.
     resumed: Vec<usize>,
     session: Session,
@@ -150,7 +150,6 @@ impl RedisBus {
             clients: Vec::new(),
             registered: 0,
             rooms: HashMap::new(),
-            waiting: Vec::new(),
             resumed: Vec::new(),
             session: Session::new(config),
         }
@@ -176,15 +175,19 @@ impl RedisBus {
     }
 
     fn wait(&mut self, key: usize) {
-        if !self.waiting.contains(&key) {
-            self.waiting.push(key);
+        if let Some(l) = self.clients.get_mut(key).and_then(Option::as_mut) {
+            l.waiting = true;
         }
     }
 
-    fn release(&mut self, key: usize) {
-        if let Some(i) = self.waiting.iter().position(|&k| k == key) {
-            self.waiting.swap_remove(i);
-            self.resumed.push(key);
+    /// `c`'s operation completed: its input is read again. A reply for a
+    /// connection that has gone releases nothing, even if a newer one has
+    /// its key and is waiting for its own.
+    fn release(&mut self, c: ClientId) {
+        let local = self.clients.get_mut(c.key).and_then(Option::as_mut);
+        if let Some(l) = local.filter(|l| l.id == c.id && l.waiting) {
+            l.waiting = false;
+            self.resumed.push(c.key);
         }
     }
 
@@ -238,11 +241,21 @@ impl RedisBus {
         self.run(script, &args, op);
     }
 
-    /// Sends `line` (a chat or action line) to the room through Redis.
-    fn say_line(&mut self, key: usize, out: &mut impl Outbox) {
-        let Some(c) = self.client_id(key) else {
+    /// Sends `key`'s `text`, rendered by `render` (a chat or an action
+    /// line), to its room through Redis.
+    fn say_line(
+        &mut self,
+        key: usize,
+        text: &str,
+        render: fn(&mut String, &str, &str),
+        out: &mut impl Outbox,
+    ) {
+        let Some(local) = self.clients.get(key).and_then(Option::as_ref) else {
             return;
         };
+        let c = ClientId { key, id: local.id };
+        self.line.clear();
+        render(&mut self.line, &local.name, text);
         let line = self.line.trim_end_matches('\n').to_owned();
         let now = self.now.to_string();
         let max = self.settings.history_lines.to_string();
@@ -338,6 +351,25 @@ impl RedisBus {
         self.session.unsubscribe(lroom);
     }
 
+    /// Gives back the name `lname` that connection `c` held (or may hold: a
+    /// no-op in Redis if it never did) and tells its room how it left: now
+    /// if Redis is here, else once it is back.
+    fn give_back(&mut self, lname: &str, c: ClientId, kind: &str, detail: &str) {
+        let (k, id) = (c.key.to_string(), c.id.to_string());
+        let args: [&[u8]; 5] = [
+            lname.as_bytes(),
+            k.as_bytes(),
+            id.as_bytes(),
+            kind.as_bytes(),
+            detail.as_bytes(),
+        ];
+        if self.session.is_ready() {
+            self.run(ScriptId::Leave, &args, Op::Leave);
+        } else {
+            self.session.leave_later(&args);
+        }
+    }
+
     /// `c` is no longer on its way into `lroom` (it arrived, or failed).
     fn arrived(&mut self, lroom: &str, c: ClientId) {
         if let Some(room) = self.rooms.get_mut(lroom) {
@@ -352,16 +384,26 @@ impl RedisBus {
         if local.registered {
             self.registered -= 1;
         }
-        if let Some(i) = self.waiting.iter().position(|&k| k == key) {
-            self.waiting.swap_remove(i);
-        }
         let c = ClientId { key, id: local.id };
         let mut touched = Vec::new();
-        for (lroom, room) in &mut self.rooms {
-            let before = room.members.len() + room.arriving.len();
+        // A member of its own room only (a join's event sets both, a
+        // leave's removes it), so only that room's members are scanned:
+        // scanning every room made each leave O(local clients).
+        if let Some(room) = local.room.as_deref().and_then(|r| self.rooms.get_mut(r)) {
+            let before = room.members.len();
             room.members.retain(|&k| k != key);
+            if room.members.len() != before {
+                touched.extend(local.room.clone());
+            }
+        }
+        debug_assert!(
+            self.rooms.values().all(|r| !r.members.contains(&key)),
+            "conn key {key} listed in a room other than its own"
+        );
+        for (lroom, room) in &mut self.rooms {
+            let before = room.arriving.len();
             room.arriving.retain(|a| *a != c);
-            if room.members.len() + room.arriving.len() != before {
+            if room.arriving.len() != before && !touched.contains(lroom) {
                 touched.push(lroom.clone());
             }
         }
@@ -378,7 +420,7 @@ impl Bus for RedisBus {
     }
 
     fn is_waiting(&self, key: usize) -> bool {
-        self.waiting.contains(&key)
+        self.local(key).is_some_and(|l| l.waiting)
     }
 
     fn registered(&self) -> usize {
@@ -402,28 +444,18 @@ impl Bus for RedisBus {
             lname: name.to_ascii_lowercase(),
             room: None,
             registered: false,
+            waiting: true,
             lost_nick: None,
         });
-        self.wait(c.key);
         self.via_room(&LOBBY.to_ascii_lowercase(), Queued::Register(c));
     }
 
     fn say(&mut self, key: usize, text: &str, out: &mut impl Outbox) {
-        let Some(name) = self.local(key).map(|l| l.name.clone()) else {
-            return;
-        };
-        self.line.clear();
-        lines::chat(&mut self.line, &name, text);
-        self.say_line(key, out);
+        self.say_line(key, text, lines::chat, out);
     }
 
     fn act(&mut self, key: usize, action: &str, out: &mut impl Outbox) {
-        let Some(name) = self.local(key).map(|l| l.name.clone()) else {
-            return;
-        };
-        self.line.clear();
-        lines::action(&mut self.line, &name, action);
-        self.say_line(key, out);
+        self.say_line(key, action, lines::action, out);
     }
 
     fn join(&mut self, key: usize, room: &str, out: &mut impl Outbox) {
@@ -552,19 +584,8 @@ impl Bus for RedisBus {
         let Some(local) = self.forget(key) else {
             return false;
         };
-        let (k, id) = (key.to_string(), local.id.to_string());
-        let args: [&[u8]; 5] = [
-            local.lname.as_bytes(),
-            k.as_bytes(),
-            id.as_bytes(),
-            kind.as_bytes(),
-            detail.as_bytes(),
-        ];
-        if self.session.is_ready() {
-            self.run(ScriptId::Leave, &args, Op::Leave);
-        } else {
-            self.session.leave_later(&args);
-        }
+        let c = ClientId { key, id: local.id };
+        self.give_back(&local.lname, c, kind, detail);
         true
     }
 
