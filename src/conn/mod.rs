@@ -404,13 +404,13 @@ impl Conn {
         self.heard
     }
 
-    /// Queues a keepalive ping, once per silence; false if one is out.
-    pub fn ws_ping(&mut self) -> bool {
+    /// Notes that a keepalive ping goes out now, once per silence; false
+    /// if one is out already (the caller queues it).
+    pub fn note_ws_ping(&mut self) -> bool {
         if self.has(flag::WS_PINGED) || !self.is_open() {
             return false;
         }
         self.set(flag::WS_PINGED, true);
-        self.out.push(&[&ws::ping()]);
         true
     }
 

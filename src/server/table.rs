@@ -26,6 +26,7 @@ use super::handle::{Counters, Shared};
 use super::timers::Deadlines;
 use crate::conn::codec::Outgoing;
 use crate::conn::outbuf::Flushed;
+use crate::conn::ws;
 use crate::conn::{Conn, Phase, Reason};
 use crate::outbox::Outbox;
 
@@ -264,6 +265,7 @@ impl Table {
     pub fn sweep(&mut self) {
         let mut stalled = Vec::new();
         let mut silent = Vec::new();
+        let mut ping = Vec::new();
         for (key, conn) in self.slab.iter_mut() {
             conn.release_idle_buffers();
             if conn.is_ws() && conn.is_open() {
@@ -272,8 +274,8 @@ impl Table {
                 let quiet = self.tick.saturating_sub(conn.heard());
                 if quiet >= 2 * self.ws_ping_secs {
                     silent.push(key);
-                } else if quiet >= self.ws_ping_secs && conn.ws_ping() && conn.list_write() {
-                    self.pending_writes.push(key);
+                } else if quiet >= self.ws_ping_secs && conn.note_ws_ping() {
+                    ping.push(key);
                 }
             }
             let waiting =
@@ -284,6 +286,9 @@ impl Table {
             if waiting && self.tick.saturating_sub(conn.progress()) > self.write_timeout_secs {
                 stalled.push(key);
             }
+        }
+        for key in ping {
+            self.send_raw(key, &ws::ping());
         }
         for key in silent {
             if let Some(conn) = self.slab.get(key) {
@@ -532,14 +537,18 @@ impl Table {
 }
 
 impl Table {
-    /// Queues a whole HTTP response for `key` (outside the output limits:
-    /// responses are small and the connection closes after them).
+    /// Queues bytes the codec does not frame for `key`: a whole HTTP
+    /// response, a WebSocket pong or keepalive ping (outside the output
+    /// limits: they are small). As for chat output, the write-stall clock
+    /// starts when output starts waiting, not at every addition.
     pub fn send_raw(&mut self, key: usize, bytes: &[u8]) {
         let tick = self.tick;
         if let Some(conn) = self.slab.get_mut(key) {
             if conn.is_open() {
+                if conn.pending_out() == 0 {
+                    conn.set_progress(tick);
+                }
                 conn.queue_raw(bytes);
-                conn.set_progress(tick);
                 self.list_write(key);
             }
         }
