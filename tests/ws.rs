@@ -947,6 +947,25 @@ fn a_client_that_answers_pings_stays() {
     w.expect("alice: me too");
 }
 
+/// A keepalive ping starts the write-stall clock when it is queued: with a
+/// write timeout shorter than the ping interval, a quiet client gets its
+/// ping (it used to be dropped as a stalled writer at its first ping, the
+/// clock still at its last output seconds before).
+#[test]
+fn a_ping_is_not_judged_a_stalled_write() {
+    let ws_ping = Duration::from_secs(3);
+    let server = start_web(Config {
+        ws_ping,
+        write_timeout: Duration::from_secs(1),
+        ..web_config()
+    });
+    let mut w = WsClient::login(server.http, "w");
+    assert_eq!(w.next(), WsGot::Frame(Frame::new(op::PING, b"")));
+    w.send_frame(&Frame::new(op::PONG, b""));
+    w.send_text("still here");
+    w.expect("w: still here");
+}
+
 /// A client that ignores pings is dropped about 2×ws_ping after it last
 /// sent anything (not at the first ping), without a close frame since it
 /// is gone; its room is told `* <name> left (connection timed out)`.
@@ -1498,6 +1517,32 @@ fn start_https(pki: &common::tls::Pki) -> WebServer {
         https: Some("127.0.0.1:0".parse().unwrap()),
         ..web_config()
     })
+}
+
+/// A full server refuses an HTTPS connection by closing it: nothing
+/// readable can be said before a handshake (it used to write a plain-text
+/// HTTP 503 to a client expecting TLS records).
+#[test]
+fn a_full_server_closes_https_connections_without_plain_text() {
+    let pki = common::tls::Pki::new("full https CA");
+    let server = start_web(Config {
+        tls_identity: Some(pki.identity()),
+        https: Some("127.0.0.1:0".parse().unwrap()),
+        max_clients: 1,
+        ..web_config()
+    });
+    let _alice = Client::login(server.addr, "alice");
+    let https_addr = server.https.expect("an https listener");
+    let mut sock = std::net::TcpStream::connect(https_addr).expect("connect");
+    sock.set_read_timeout(Some(common::LINE_TIMEOUT))
+        .expect("read timeout");
+    let mut got = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut sock, &mut got);
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        "",
+        "no bytes before a handshake"
+    );
 }
 
 /// Over HTTPS the page and its assets come with the same headers and

@@ -288,7 +288,7 @@ impl Server {
     }
 
     /// Refuses a connection with one `! ` line (an HTTP 503 on the metrics
-    /// port). While few refusals are in flight it joins the table to be
+    /// and web ports; a TLS port just closes). While few refusals are in flight it joins the table to be
     /// written and closed gracefully (a peer that already sent its name is
     /// not reset); past that it gets one best-effort write.
     fn refuse(
@@ -304,11 +304,12 @@ impl Server {
         } else {
             info!("refusing {peer}: {why}");
         }
+        if tls {
+            // Nothing readable can be said before a handshake (chat over
+            // TLS, or HTTPS): close.
+            return;
+        }
         let bytes = match role {
-            Role::Chat if tls => {
-                // Nothing readable can be said before a handshake: close.
-                return;
-            }
             Role::Chat => {
                 let mut line = String::new();
                 lines::refusal(&mut line, why);
