@@ -183,8 +183,7 @@ impl Server {
                 if let Some(conn) = self.table.get_mut(key) {
                     conn.set_ws_close(code.unwrap_or(ws::code::NORMAL));
                 }
-                self.chat.disconnected(key, None, &mut self.table);
-                self.table.drain(key, Reason::Closed);
+                self.end_client(key, None, Reason::Closed);
             }
             WsEvent::Fail(code, why) => {
                 if let Some(conn) = self.table.get_mut(key) {
@@ -195,9 +194,7 @@ impl Server {
                     );
                     conn.set_ws_close(code);
                 }
-                self.chat
-                    .disconnected(key, Some("protocol error"), &mut self.table);
-                self.table.drain(key, Reason::Error);
+                self.end_client(key, Some("protocol error"), Reason::Error);
             }
         }
     }
@@ -216,14 +213,24 @@ impl Server {
         {
             self.chat.frame(c, frame, &mut self.table);
         }
-        let left = self.chat.disconnected(key, None, &mut self.table);
         if let Some(conn) = self.table.get_mut(key) {
             conn.put_codec(codec);
-            if left {
+        }
+        self.end_client(key, None, Reason::Closed);
+    }
+
+    /// The client ends (its EOF, or a WebSocket close or protocol error):
+    /// it leaves the chat (its room told why, `notice`), gets what is
+    /// queued for it, then closes. One that left is logged as it left, so
+    /// its close is not logged at info again.
+    fn end_client(&mut self, key: usize, notice: Option<&str>, reason: Reason) {
+        let left = self.chat.disconnected(key, notice, &mut self.table);
+        if left {
+            if let Some(conn) = self.table.get_mut(key) {
                 conn.note_named();
             }
         }
-        self.table.drain(key, Reason::Closed);
+        self.table.drain(key, reason);
     }
 
     /// A closing connection's input is read and thrown away, so its peer is
