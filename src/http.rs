@@ -42,6 +42,16 @@ pub enum HeadError {
     Malformed,
 }
 
+impl HeadError {
+    /// The response that refuses such a head.
+    pub fn response(self) -> Vec<u8> {
+        match self {
+            HeadError::TooLarge => error(431),
+            HeadError::Malformed => error(400),
+        }
+    }
+}
+
 /// Collects one request head across reads.
 #[derive(Debug, Default)]
 pub struct HeadBuf {

@@ -36,8 +36,7 @@ impl Server {
                     body.as_bytes(),
                 )
             }
-            Err(http::HeadError::TooLarge) => http::error(431),
-            Err(http::HeadError::Malformed) => http::error(400),
+            Err(e) => e.response(),
         };
         self.table.send_raw(key, &response);
         self.table.drain(key, Reason::Closed);

@@ -70,8 +70,7 @@ pub struct Site<'a> {
 pub fn route(request: Result<Request, HeadError>, site: Site<'_>) -> Reply {
     let req = match request {
         Ok(req) => req,
-        Err(HeadError::TooLarge) => return Reply::Response(http::error(431)),
-        Err(HeadError::Malformed) => return Reply::Response(http::error(400)),
+        Err(e) => return Reply::Response(e.response()),
     };
     let path = req.path.split('?').next().unwrap_or("");
     if path == "/ws" {
