@@ -23,7 +23,7 @@ pub struct Identity {
 impl Identity {
     /// Reads both files and checks that the key matches the certificate.
     pub fn load(&self) -> Result<Arc<ServerConfig>, String> {
-        let chain = read_chain(&self.cert)?;
+        let chain = read_certs(&self.cert)?;
         let key = read_key(&self.key)?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = ServerConfig::builder_with_provider(provider)
@@ -42,7 +42,9 @@ impl Identity {
     }
 }
 
-fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+/// The PEM certificates in `path` (a server's chain, or a client's trusted
+/// CAs), or an error naming the file.
+pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let bytes = read(path)?;
     let chain = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()

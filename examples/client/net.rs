@@ -11,8 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use rustls::{CertificateError, ClientConfig, ClientConnection, RootCertStore};
 
 /// How long connecting to one resolved address may take.
@@ -84,19 +83,8 @@ pub fn client_config(ca: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         },
         Some(path) => {
-            let bytes =
-                std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            let certs = CertificateDer::pem_slice_iter(&bytes)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("{}: not PEM: {e}", path.display()))?;
-            if certs.is_empty() {
-                return Err(format!(
-                    "{}: no certificate in it (expected PEM \"BEGIN CERTIFICATE\")",
-                    path.display()
-                ));
-            }
             let mut roots = RootCertStore::empty();
-            for cert in certs {
+            for cert in chatroom::tls::read_certs(path)? {
                 roots
                     .add(cert)
                     .map_err(|e| format!("{}: not a usable CA certificate: {e}", path.display()))?;
