@@ -257,7 +257,8 @@ fn handshake_error(e: &rustls::Error, tls: &Tls) -> String {
     }
 }
 
-fn is_timeout(e: &io::Error) -> bool {
+/// True for a read that ran out of time (a socket timeout), not a failure.
+pub fn is_timeout(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut

@@ -17,7 +17,7 @@ use chatroom::protocol::{
     LOBBY, SHUTDOWN_NOTICE,
 };
 
-use crate::net::{Incoming, Outgoing};
+use crate::net::{is_timeout, Incoming, Outgoing};
 use crate::render::{visible, Style};
 
 /// The longest received line we buffer. The server's lines can exceed its
@@ -231,13 +231,6 @@ impl Lines {
             }
         }
     }
-}
-
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
 }
 
 /// Where a name comes from when the server asks for one (again).

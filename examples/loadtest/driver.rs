@@ -104,6 +104,18 @@ pub enum Health {
     Gone(String),
 }
 
+/// ` (it said: ...)` after a message, when the endpoint said something.
+struct Said<'a>(Option<&'a str>);
+
+impl std::fmt::Display for Said<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(s) => write!(f, " (it said: {s})"),
+            None => Ok(()),
+        }
+    }
+}
+
 /// How to reach the server.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -589,10 +601,8 @@ impl Driver {
     /// that was up has closed every connection we had to it.
     pub fn health(&self) -> Health {
         for (r, ep) in self.st.reach.iter().zip(&self.opts.endpoints) {
-            let said = match &r.said {
-                Some(s) => format!(" (it said: {s})"),
-                None => String::new(),
-            };
+            // Formatted only into a message that is returned.
+            let said = Said(r.said.as_deref());
             match r.up_since {
                 None => {
                     if let Some(e) = &r.first_error {
@@ -914,7 +924,7 @@ impl Driver {
         let ws = (self.opts.ws && !publisher).then(|| {
             self.ws_opened += 1;
             WsLink {
-                key: ws::key(self.ws_opened),
+                key: ws::key(),
                 upgraded: false,
                 head: Vec::new(),
                 frames: ws::Decoder::default(),

@@ -16,7 +16,6 @@
 //! - `procstat`: server CPU and memory from `/proc`.
 //! - `report`: summary table, JSON and CSV output.
 
-mod base64;
 mod driver;
 mod payload;
 mod procstat;

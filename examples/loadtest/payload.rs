@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use crate::ws::apply_mask;
+
 /// First byte of every payload. The tutorial server relays raw chunks with
 /// unframed notices glued in front, so a receiver finds a payload by its last
 /// magic byte; names and notices never contain it.
@@ -145,7 +147,7 @@ impl Template {
             &mut bytes[at + SENDER_AT..at + SENDER_AT + SENDER_DIGITS],
             sender.into(),
         );
-        mask_range(&mut bytes, at, at..at + payload_len, mask);
+        apply_mask(&mut bytes[at..at + payload_len], mask, 0);
         bytes.extend_from_slice(suffix);
         Template { bytes, at, mask }
     }
@@ -158,18 +160,10 @@ impl Template {
         let ts_range = at + TS_AT..at + TS_AT + TS_DIGITS;
         put_digits(&mut self.bytes[ts_range.clone()], sent_ns.min(MAX_SENT_NS));
         if self.mask != [0; 4] {
-            mask_range(&mut self.bytes, at, seq_range, self.mask);
-            mask_range(&mut self.bytes, at, ts_range, self.mask);
+            apply_mask(&mut self.bytes[seq_range], self.mask, SEQ_AT);
+            apply_mask(&mut self.bytes[ts_range], self.mask, TS_AT);
         }
         &self.bytes
-    }
-}
-
-/// XORs `bytes[range]` with `mask`, as payload bytes of a frame whose
-/// payload starts at `bytes[at]`.
-fn mask_range(bytes: &mut [u8], at: usize, range: std::ops::Range<usize>, mask: [u8; 4]) {
-    for i in range {
-        bytes[i] ^= mask[(i - at) % 4];
     }
 }
 

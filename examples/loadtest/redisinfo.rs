@@ -39,7 +39,7 @@ pub fn read(addr: SocketAddr) -> io::Result<Totals> {
     sock.set_write_timeout(Some(TIMEOUT))?;
     // Plain INFO (its default sections hold both): Redis 6 refuses
     // several section names in one call.
-    sock.write_all(b"*1\r\n$4\r\nINFO\r\n")?;
+    sock.write_all(&crate::wire::resp_command(&[b"INFO"]))?;
     let mut r = BufReader::new(sock);
     let mut head = String::new();
     r.read_line(&mut head)?;

@@ -246,11 +246,7 @@ impl Report {
 }
 
 fn plural(n: u64) -> &'static str {
-    if n == 1 {
-        ""
-    } else {
-        "s"
-    }
+    chatroom::protocol::lines::plural(usize::try_from(n).unwrap_or(usize::MAX))
 }
 
 /// `1234567` as `1,234,567`.

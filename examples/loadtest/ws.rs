@@ -10,8 +10,6 @@ use tungstenite::handshake::derive_accept_key;
 use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 use tungstenite::protocol::frame::FrameHeader;
 
-use crate::base64;
-
 /// The server's answer head may not be longer than this.
 const MAX_HEAD_BYTES: usize = 8 * 1024;
 /// A server message (one line) may not be longer than this.
@@ -26,15 +24,8 @@ pub fn upgrade_request(host: &str, key: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// A `Sec-WebSocket-Key`: 16 bytes, base64. The RFC asks for random bytes
-/// so that proxies cannot cache answers; a load tester only needs them
-/// distinct, so they come from a connection counter.
-pub fn key(n: u64) -> String {
-    let mut bytes = [0u8; 16];
-    bytes[..8].copy_from_slice(&n.to_be_bytes());
-    bytes[8..].copy_from_slice(&(n ^ 0x6c74_6b65_795f_6c74).to_le_bytes());
-    base64::encode(&bytes)
-}
+/// A `Sec-WebSocket-Key`: 16 random bytes, base64 (tungstenite's).
+pub use tungstenite::handshake::client::generate_key as key;
 
 /// Checks the server's answer to the upgrade request made with `key`:
 /// `Ok(None)` while its head is incomplete, `Ok(Some(n))` once the `101`
@@ -212,25 +203,6 @@ impl Decoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn keys_and_base64() {
-        // RFC 4648 test vectors, then a key's shape.
-        let cases: &[(&[u8], &str)] = &[
-            (b"", ""),
-            (b"f", "Zg=="),
-            (b"fo", "Zm8="),
-            (b"foo", "Zm9v"),
-            (b"foob", "Zm9vYg=="),
-            (b"fooba", "Zm9vYmE="),
-            (b"foobar", "Zm9vYmFy"),
-        ];
-        for (input, want) in cases {
-            assert_eq!(base64::encode(input), *want);
-        }
-        assert_eq!(key(7).len(), 24);
-        assert_ne!(key(7), key(8));
-    }
 
     #[test]
     fn answers() {

@@ -15,9 +15,6 @@ use chatroom::{Config, Listen, Server};
 
 use super::{tcp, test_config, Got, Lines, TestServer, LINE_TIMEOUT};
 
-#[path = "../../examples/loadtest/base64.rs"]
-mod base64;
-
 /// Frame opcodes (RFC 6455 section 5.2).
 pub mod op {
     pub const CONTINUATION: u8 = 0x0;
@@ -655,16 +652,8 @@ impl Lines for WsClient {
     }
 }
 
-/// A fresh `Sec-WebSocket-Key`: 16 bytes, base64 (varied per call so no
-/// test leans on a fixed key but [`RFC_KEY`]'s).
+/// A fresh `Sec-WebSocket-Key`: 16 random bytes, base64 (tungstenite's;
+/// varied per call so no test leans on a fixed key but [`RFC_KEY`]'s).
 pub fn fresh_key() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    let n = NEXT
-        .fetch_add(1, Relaxed)
-        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    let mut raw = [0u8; 16];
-    raw[..8].copy_from_slice(&n.to_le_bytes());
-    raw[8..].copy_from_slice(&(!n).to_be_bytes());
-    base64::encode(&raw)
+    tungstenite::handshake::client::generate_key()
 }
