@@ -294,7 +294,7 @@ if "chatroom-flood" in SERVERS:
         print(f"  {w} errors with flood control on: {values(w, 'chatroom-flood', 'errors')}")
     for w in [w for w in ["C1-10k", "C1-19k"] if w in WORKLOADS]:
         print(f"  {w} bytes per idle connection: chatroom {fmt(med(w, 'chatroom', 'server_bytes_per_conn'))}, before {fmt(med(w, 'before', 'server_bytes_per_conn'))}")
-def compare(a, b, target, label):
+def compare(a, b, target):
     for w in [w for w in ["F1", "F2"] if w in WORKLOADS]:
         r = ratio(med(w, a, "server.deliveries_per_cpu_s"), med(w, b, "server.deliveries_per_cpu_s"))
         print(f"  {w} deliveries per server CPU-s, {a} vs {b}: {fmt(r)}x" + (f" (target >= {target}): {'MET' if r and r >= target else 'MISSED'}" if target else ""))
@@ -304,16 +304,16 @@ def compare(a, b, target, label):
             print(f"  {w} {p} latency, {a} vs {b}: {fmt(r)}x")
 if "chatroom-tls" in SERVERS and "chatroom" in SERVERS:
     print("TLS vs plain TCP (same build, same run, medians):")
-    compare("chatroom-tls", "chatroom", 0.7, "")
+    compare("chatroom-tls", "chatroom", 0.7)
 if "chatroom-tls" in SERVERS and "redis-tls" in SERVERS:
     print("chatroom over TLS vs Redis over its own TLS (medians):")
-    compare("chatroom-tls", "redis-tls", 1.5, "")
+    compare("chatroom-tls", "redis-tls", 1.5)
 for s in ["chatroom-tls", "redis-tls"]:
     if s in SERVERS and "H2k" in WORKLOADS:
         print(f"  H2k {s}: {fmt(med('H2k', s, 'connect_per_s'))} TLS connects+registrations/s for 2,000 clients")
 if "chatroom-ws" in SERVERS and "chatroom" in SERVERS:
     print("WebSocket vs plain TCP (same build, same run, medians):")
-    compare("chatroom-ws", "chatroom", 0.8, "")
+    compare("chatroom-ws", "chatroom", 0.8)
     for w in [w for w in ["C1-10k", "C1-19k"] if w in WORKLOADS]:
         b = med(w, "chatroom-ws", "server_bytes_per_conn")
         print(f"  {w} server bytes per idle WebSocket client: {fmt(b)} (target < 1024): {'MET' if b is not None and b < 1024 else 'MISSED'}")

@@ -19,12 +19,11 @@ use std::time::{Duration, Instant};
 mod common;
 
 use chatroom::Config;
-use common::redis::{Proxy, RedisServer, Resp};
-use common::{start_with, test_config, welcome, Client, TestServer, LINE_TIMEOUT, PROMPT};
+use common::redis::{send_name_until_served, Proxy, RedisServer, Resp, RECONNECTING};
+use common::{start_with, test_config, welcome, Client, TestServer, PROMPT};
 
 const DEGRADED: &str = "* chat degraded: lost the cluster's Redis, reconnecting; \
                         lines are refused until it is back";
-const RECONNECTING: &str = "! the chat is reconnecting to its cluster; try again in a moment";
 const NOT_SENT: &str = "! not sent: the chat lost its cluster connection";
 const RESTORED: &str = "* chat restored";
 const INVALID_NAME: &str = "! invalid name: use 1-32 of A-Z a-z 0-9 _ -";
@@ -81,30 +80,17 @@ fn untimed(line: &str) -> String {
 /// refusal and the prompt.
 #[track_caller]
 fn register(addr: SocketAddr, name: &str) -> (Client, Vec<String>) {
-    let deadline = Instant::now() + LINE_TIMEOUT;
     let mut c = Client::connect(addr);
     c.name = name.to_string();
     c.expect_prompt();
-    loop {
-        c.send(name);
-        let first = c.read_line().expect("EOF instead of an answer to the name");
-        if first == RECONNECTING {
-            c.expect_prompt();
-            assert!(
-                Instant::now() < deadline,
-                "the node at {addr} did not reach Redis in {LINE_TIMEOUT:?}"
-            );
-            thread::sleep(Duration::from_millis(20));
-            continue;
-        }
-        if first.starts_with("! ") {
-            c.expect_prompt();
-            return (c, vec![first, PROMPT.to_string()]);
-        }
-        let mut burst = vec![first];
-        burst.extend(rest_of_burst(&mut c));
-        return (c, burst);
+    let first = send_name_until_served(&mut c, name);
+    if first.starts_with("! ") {
+        c.expect_prompt();
+        return (c, vec![first, PROMPT.to_string()]);
     }
+    let mut burst = vec![first];
+    burst.extend(rest_of_burst(&mut c));
+    (c, burst)
 }
 
 /// Registers `name` on the node at `addr` and checks the burst starts
@@ -749,17 +735,10 @@ fn injection_stays_data() {
         m.expect_prompt();
     }
     // Until the node has reached Redis, a name is answered "reconnecting".
-    let mut answer = String::new();
-    let deadline = Instant::now() + LINE_TIMEOUT;
-    while answer != "* mallory joined lobby" {
-        assert!(Instant::now() < deadline, "node b did not reach Redis");
-        m.send("mallory");
-        answer = m.read_line().expect("an answer to the name");
-        if answer == RECONNECTING {
-            m.expect_prompt();
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
+    assert_eq!(
+        send_name_until_served(&mut m, "mallory"),
+        "* mallory joined lobby"
+    );
     assert_eq!(
         rest_of_burst(&mut m),
         [

@@ -12,10 +12,8 @@ use std::time::{Duration, Instant};
 mod common;
 
 use common::process::{ServerProcess, BIN};
-use common::redis::RedisServer;
+use common::redis::{send_name_until_served, RedisServer};
 use common::{welcome, Client, Got, LINE_TIMEOUT};
-
-const RECONNECTING: &str = "! the chat is reconnecting to its cluster; try again in a moment";
 
 /// Starts the binary as node `node` of the cluster at `redis`, with
 /// `extra` flags (`--port 0` unless given), and waits for its
@@ -38,25 +36,15 @@ fn spawn_node(redis: &RedisServer, node: &str, extra: &[&str]) -> ServerProcess 
 /// list and returns that list.
 #[track_caller]
 fn login(addr: std::net::SocketAddr, name: &str) -> (Client, String) {
-    let deadline = Instant::now() + LINE_TIMEOUT;
     let mut c = Client::connect(addr);
     c.name = name.to_string();
     c.expect_prompt();
-    loop {
-        c.send(name);
-        let first = c.read_line().expect("an answer to the name");
-        if first == RECONNECTING {
-            c.expect_prompt();
-            assert!(Instant::now() < deadline, "the node did not reach Redis");
-            thread::sleep(Duration::from_millis(20));
-            continue;
-        }
-        assert_eq!(first, format!("* {name} joined lobby"));
-        c.expect(&welcome(name));
-        let members = c.read_line().expect("the member list");
-        assert!(members.starts_with("* lobby has "), "{members:?}");
-        return (c, members);
-    }
+    let first = send_name_until_served(&mut c, name);
+    assert_eq!(first, format!("* {name} joined lobby"));
+    c.expect(&welcome(name));
+    let members = c.read_line().expect("the member list");
+    assert!(members.starts_with("* lobby has "), "{members:?}");
+    (c, members)
 }
 
 /// A node killed with SIGKILL (no cleanup, its liveness key left to

@@ -179,7 +179,7 @@ fn fanout_counts_every_delivery() {
 #[test]
 fn fanout_over_rooms_counts_per_room() {
     // A server process of its own, whose CPU is reported by PID.
-    let server = server_bin(&["--port", "0", "--http-port", "off"]);
+    let server = server_bin(&["--port", "0"]);
     let pid = server.pid().to_string();
     let json = run_json(
         server.addr,
@@ -846,7 +846,7 @@ fn refused_names_end_the_run_at_once() {
     wait_serving(&[node.addr]);
     redis.kill();
     // The node refuses names as soon as it has noticed.
-    let refusal = "! the chat is reconnecting to its cluster; try again in a moment";
+    let refusal = common::redis::RECONNECTING;
     let deadline = Instant::now() + common::LINE_TIMEOUT;
     loop {
         let mut probe = common::Client::connect(node.addr);
@@ -896,22 +896,11 @@ fn refused_names_end_the_run_at_once() {
 /// reconnecting...').
 fn wait_serving(nodes: &[SocketAddr]) {
     for &addr in nodes {
-        let deadline = std::time::Instant::now() + common::LINE_TIMEOUT;
-        loop {
-            let mut probe = common::Client::connect(addr);
-            probe.expect_prompt();
-            probe.send("probe");
-            let first = probe.read_line().expect("an answer to the name");
-            if !first.starts_with("! the chat is reconnecting") {
-                probe.send("/quit");
-                probe.expect_eventually("* probe left (quit)");
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "node {addr} never ready"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        let mut probe = common::Client::connect(addr);
+        probe.expect_prompt();
+        let first = common::redis::send_name_until_served(&mut probe, "probe");
+        assert_eq!(first, "* probe joined lobby", "node {addr}");
+        probe.send("/quit");
+        probe.expect_eventually("* probe left (quit)");
     }
 }

@@ -18,7 +18,31 @@ use std::time::{Duration, Instant};
 use chatroom::cluster::ClusterConfig;
 use chatroom::Config;
 
-use super::{start_with, test_config, TestServer, LINE_TIMEOUT};
+use super::{start_with, test_config, Client, TestServer, LINE_TIMEOUT};
+
+/// What a node answers a name with while it has not reached Redis.
+pub const RECONNECTING: &str = "! the chat is reconnecting to its cluster; try again in a moment";
+
+/// Sends `name` on `c` (already prompted), again while the node answers
+/// [`RECONNECTING`] (it is still reaching Redis), within [`LINE_TIMEOUT`];
+/// returns the first other answer.
+#[track_caller]
+pub fn send_name_until_served(c: &mut Client, name: &str) -> String {
+    let deadline = Instant::now() + LINE_TIMEOUT;
+    loop {
+        c.send(name);
+        let answer = c.read_line().expect("EOF instead of an answer to the name");
+        if answer != RECONNECTING {
+            return answer;
+        }
+        c.expect_prompt();
+        assert!(
+            Instant::now() < deadline,
+            "the node did not reach Redis in {LINE_TIMEOUT:?}"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
 
 /// Gives each server of this test binary its own directory.
 static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);

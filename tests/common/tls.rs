@@ -376,12 +376,6 @@ impl TlsClient {
         }
     }
 
-    /// Writes `bytes` to the TCP socket beneath the session, as they are.
-    #[track_caller]
-    pub fn send_tcp(&mut self, bytes: &[u8]) {
-        self.sock.write_all(bytes).expect("send to server");
-    }
-
     /// Sends a close_notify: the end of what we send, in TLS terms.
     #[track_caller]
     pub fn close_notify(&mut self) {
