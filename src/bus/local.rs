@@ -171,13 +171,7 @@ impl LocalBus {
             .keys(id)
             .filter_map(|key| clients.get(key).and_then(Option::as_ref))
             .map(|c| Member(&c.name, c.away.is_some()));
-        lines::listing(
-            &mut self.line,
-            format_args!("{} has {n} member{}: ", r.name(), lines::plural(n)),
-            n,
-            names,
-            MAX_LISTED,
-        );
+        lines::members(&mut self.line, r.name(), n, names, MAX_LISTED);
     }
 
     /// Sends the leave notice in the scratch line for room `id`, which had
@@ -351,9 +345,8 @@ impl Bus for LocalBus {
     fn rooms(&mut self, key: usize, out: &mut impl Outbox) {
         let n = self.rooms.len();
         self.line.clear();
-        lines::listing(
+        lines::rooms(
             &mut self.line,
-            format_args!("{n} room{}: ", lines::plural(n)),
             n,
             self.rooms
                 .iter()

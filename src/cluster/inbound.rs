@@ -134,9 +134,8 @@ impl RedisBus {
                 let items = reply.items();
                 let n: usize = items.first().map_or(0, |s| event::number(s.as_bytes()));
                 self.line.clear();
-                lines::listing(
+                lines::rooms(
                     &mut self.line,
-                    format_args!("{n} room{}: ", lines::plural(n)),
                     n,
                     items[1.min(items.len())..]
                         .chunks(2)
@@ -517,9 +516,9 @@ fn self_id(clients: &[Option<Local>], key: usize) -> Option<u64> {
 
 /// Appends `* <room> has <n> members: ...` from `name, away` pairs.
 fn members_line(buf: &mut String, room: &str, n: usize, pairs: &[String]) {
-    lines::listing(
+    lines::members(
         buf,
-        format_args!("{room} has {n} member{}: ", lines::plural(n)),
+        room,
         n,
         pairs
             .chunks(2)

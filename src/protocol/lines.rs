@@ -247,6 +247,32 @@ where
     buf.push('\n');
 }
 
+/// Appends `/who`'s answer (also the end of a join burst): `* <room> has
+/// <n> members: a, b (away), ...`, at most `cap` named.
+pub fn members<I, T>(buf: &mut String, room: &str, n: usize, items: I, cap: usize)
+where
+    I: Iterator<Item = T>,
+    T: fmt::Display,
+{
+    listing(
+        buf,
+        format_args!("{room} has {n} member{}: ", plural(n)),
+        n,
+        items,
+        cap,
+    );
+}
+
+/// Appends `/rooms`' answer: `* <n> rooms: lobby (3), ...`, at most `cap`
+/// named.
+pub fn rooms<I, T>(buf: &mut String, n: usize, items: I, cap: usize)
+where
+    I: Iterator<Item = T>,
+    T: fmt::Display,
+{
+    listing(buf, format_args!("{n} room{}: ", plural(n)), n, items, cap);
+}
+
 /// `s` when `n` is not 1: `1 member`, `2 members`.
 pub fn plural(n: usize) -> &'static str {
     if n == 1 {
