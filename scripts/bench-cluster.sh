@@ -19,6 +19,8 @@
 #        WORKLOADS (F1 F2 R1 R10 R100), SETUPS (single 1-node 2-nodes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
 
 REPS=${REPS:-3}
 OUT=${OUT:-bench-results/cluster}
@@ -50,22 +52,6 @@ stop_all() {
 }
 trap stop_all EXIT
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_port() {
-    local hex
-    hex=$(printf ':%04X 00000000:0000 0A' "$1")
-    for _ in $(seq 200); do
-        grep -q "$hex" /proc/net/tcp && return 0
-        sleep 0.05
-    done
-    echo "bench-cluster.sh: nothing listens on port $1" >&2
-    return 1
-}
-
-F1="fanout --clients 100 --senders 10 --messages 2000 --window 32 --size 64"
-F2="fanout --clients 1000 --senders 5 --messages 200 --window 16 --size 64"
 rooms() { echo "fanout --clients 1000 --senders 100 --messages 100 --window 8 --size 64 --rooms $1"; }
 
 # run WORKLOAD SETUP REP LOADTEST-ARGS...
@@ -120,10 +106,7 @@ run() {
 }
 
 {
-    echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-    echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
-    echo "machine: $(nproc) CPUs, $(uname -sr), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
-    echo "redis: $(redis-server --version | cut -d' ' -f3)"
+    env_header
     echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$OUT/env.txt"
 

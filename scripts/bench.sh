@@ -22,6 +22,8 @@
 #        BEFORE_FLAGS (flags for the before binary, default none).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
 
 REPS=${REPS:-3}
 SERVERS=${SERVERS:-chatroom redis}
@@ -81,22 +83,6 @@ stop_server() {
 }
 trap stop_server EXIT
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-# Waits until something listens on port $1, without connecting: a probe
-# connection would leave the tutorial server a client that spins forever.
-wait_port() {
-    local hex
-    hex=$(printf ':%04X 00000000:0000 0A' "$1")
-    for _ in $(seq 200); do
-        if grep -q "$hex" /proc/net/tcp; then return 0; fi
-        sleep 0.05
-    done
-    echo "bench.sh: server on port $1 did not start" >&2
-    return 1
-}
 
 # start_server KIND SCHED: starts a fresh server on CPU 0; sets PORT and SPID.
 start_server() {
@@ -157,8 +143,6 @@ run() {
     echo "   $name $server rep $rep done" >&2
 }
 
-F1="fanout --clients 100 --senders 10 --messages 2000 --window 32 --size 64"
-F2="fanout --clients 1000 --senders 5 --messages 200 --window 16 --size 64"
 L1="latency --clients 100 --senders 10 --rate 20000 --duration 10 --size 64"
 L1R="latency --clients 100 --senders 10 --rate 20 --duration 10 --size 64"
 C10K="connections --clients 10000 --size 64 --src-ips 2"
@@ -166,10 +150,7 @@ C19K="connections --clients 19000 --size 64 --src-ips 2"
 H2K="connections --clients 2000 --size 64"
 
 {
-    echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-    echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
-    echo "machine: $(nproc) CPUs, $(uname -sr), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
-    echo "redis: $(redis-server --version | cut -d' ' -f3)"
+    env_header
     echo "python: $(python3 --version 2>&1)"
     [ -n "${BEFORE:-}" ] && echo "before: $BEFORE"
     [ -n "$CHATROOM_FLAGS" ] && echo "chatroom flags: $CHATROOM_FLAGS"
