@@ -316,7 +316,7 @@ impl Run<'_> {
             registered: d.st.registered as u64,
             clients: d.st.clients.len() as u64,
             sent: d.sent_total(),
-            delivered: d.st.tally.received_strict + d.st.tally.received_loose,
+            delivered: d.st.tally.delivered(),
             errors: c.connect_errors
                 + c.disconnects
                 + c.server_errors
@@ -402,7 +402,7 @@ impl Run<'_> {
             }
             self.turn(d, Duration::from_millis(10))?;
             if d.sending_done() {
-                let r = d.st.tally.received;
+                let r = d.st.tally.received();
                 match idle_since {
                     Some((seen, since)) if seen == r => {
                         if since.elapsed() >= self.plan.drain_timeout {
@@ -596,7 +596,7 @@ impl Run<'_> {
         let lost = tally.lost(expected);
         let p = tally.percentiles();
         let c = &d.st.c;
-        let delivered = tally.received_strict + tally.received_loose;
+        let delivered = tally.delivered();
         let line_bytes = match self.report.get("line_bytes") {
             Some(Value::U(b)) => *b as f64,
             _ => 0.0,

@@ -32,8 +32,6 @@ pub struct Tally {
     /// Receivers that were present for the whole traffic phase: their gaps are
     /// losses. Others (clients that join and leave) are only checked for order.
     strict: Vec<bool>,
-    /// Every valid delivery, strict receivers or not (late ones included).
-    pub received: u64,
     /// In-order or ahead deliveries to strict receivers: what loss is computed from.
     pub received_strict: u64,
     /// In-order or ahead deliveries to the other receivers (clients that
@@ -60,7 +58,6 @@ impl Tally {
             senders,
             next: vec![0; receivers * senders],
             strict: vec![true; receivers],
-            received: 0,
             received_strict: 0,
             received_loose: 0,
             gaps: 0,
@@ -100,7 +97,6 @@ impl Tally {
     /// Counts one delivery of `sender`'s message `seq` to `receiver`, which
     /// took `latency_ns`.
     pub fn record(&mut self, receiver: usize, sender: usize, seq: u32, latency_ns: u64) -> Seen {
-        self.received += 1;
         self.latency
             .saturating_record(latency_ns.clamp(1, MAX_LATENCY_NS));
         let strict = self.strict[receiver];
@@ -119,18 +115,12 @@ impl Tally {
         };
         match seen {
             Seen::Late => self.late += 1,
-            Seen::Gap(n) => {
+            Seen::InOrder | Seen::Gap(_) => {
                 *next = seq + 1;
                 if strict {
-                    self.gaps += u64::from(n);
-                    self.received_strict += 1;
-                } else {
-                    self.received_loose += 1;
-                }
-            }
-            Seen::InOrder => {
-                *next = seq + 1;
-                if strict {
+                    if let Seen::Gap(n) = seen {
+                        self.gaps += u64::from(n);
+                    }
                     self.received_strict += 1;
                 } else {
                     self.received_loose += 1;
@@ -138,6 +128,17 @@ impl Tally {
             }
         }
         seen
+    }
+
+    /// In-order or ahead deliveries, strict receivers or not: what was
+    /// delivered.
+    pub fn delivered(&self) -> u64 {
+        self.received_strict + self.received_loose
+    }
+
+    /// Every valid delivery, late ones included.
+    pub fn received(&self) -> u64 {
+        self.delivered() + self.late
     }
 
     /// Strict receivers that got as many messages as the most complete one
