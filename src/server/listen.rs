@@ -16,7 +16,7 @@ use mio::{Interest, Registry, Token};
 use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 
 use super::handle::Counters;
-use super::Server;
+use super::{Listen, Server};
 use crate::conn::codec::Codec;
 use crate::conn::transport::tls::TlsStream;
 use crate::conn::transport::Transport;
@@ -44,9 +44,9 @@ const FIRST_LISTENER_TOKEN: usize = usize::MAX - 8;
 #[derive(Debug)]
 pub(super) struct Listener {
     socket: TcpListener,
-    pub role: Role,
-    /// Its connections speak TLS.
-    pub tls: bool,
+    /// Which listener it is: what its connections are for, and whether
+    /// they speak TLS.
+    pub kind: Listen,
     pub addr: SocketAddr,
     /// The per-turn cap was reached: accept again next turn, since no new
     /// event announces connections already waiting.
@@ -67,8 +67,7 @@ pub(super) fn index(token: Token, count: usize) -> Option<usize> {
 /// Binds a listener for `role` and registers it as listener `i`.
 pub(super) fn bind(
     addr: SocketAddr,
-    role: Role,
-    tls: bool,
+    kind: Listen,
     reuse_port: bool,
     registry: &Registry,
     i: usize,
@@ -91,8 +90,7 @@ pub(super) fn bind(
     let addr = socket.local_addr()?;
     Ok(Listener {
         socket,
-        role,
-        tls,
+        kind,
         addr,
         more: false,
     })
@@ -132,7 +130,7 @@ impl Server {
             let Some(listener) = self.listeners.get(i) else {
                 return;
             };
-            let (role, tls) = (listener.role, listener.tls);
+            let (role, tls) = listener.kind.role();
             let counters = &self.shared.counters;
             let (socket, peer) = match listener.socket.accept() {
                 Ok(pair) => pair,

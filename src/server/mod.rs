@@ -196,9 +196,8 @@ impl Server {
             (config.metrics, Listen::Metrics),
         ] {
             let Some(addr) = addr else { continue };
-            let (role, tls) = kind.role();
             let i = listeners.len();
-            let listener = listen::bind(addr, role, tls, config.reuse_port, poll.registry(), i)
+            let listener = listen::bind(addr, kind, config.reuse_port, poll.registry(), i)
                 .map_err(|e| {
                     let why = match e.kind() {
                         io::ErrorKind::AddrInUse => "address in use".to_owned(),
@@ -206,9 +205,8 @@ impl Server {
                     };
                     io::Error::new(e.kind(), format!("cannot listen on {addr}: {why}"))
                 })?;
-            listeners.push((kind, listener));
+            listeners.push(listener);
         }
-        let (kinds, listeners): (Vec<Listen>, Vec<Listener>) = listeners.into_iter().unzip();
         let waker = Waker::new(poll.registry(), WAKER)?;
         let signals = if config.handle_signals {
             let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
@@ -218,17 +216,13 @@ impl Server {
         } else {
             None
         };
-        for (kind, listener) in kinds.iter().zip(&listeners) {
-            match kind.label() {
+        for listener in &listeners {
+            match listener.kind.label() {
                 "" => info!("listening on {}", listener.addr),
                 label => info!("listening ({label}) on {}", listener.addr),
             }
         }
-        let addrs = kinds
-            .iter()
-            .zip(&listeners)
-            .map(|(k, l)| (*k, l.addr))
-            .collect();
+        let addrs = listeners.iter().map(|l| (l.kind, l.addr)).collect();
         let settings = ChatSettings {
             notice_limit: config.notice_limit,
             history_lines: config.history,
