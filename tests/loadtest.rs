@@ -10,7 +10,6 @@ use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::process::ServerProcess;
@@ -19,29 +18,9 @@ use common::{start_with, test_config, Client, TestServer};
 /// The longest any run here may take before the test fails.
 const RUN_LIMIT: Duration = Duration::from_secs(30);
 
-/// The example binary beside this test's own: the test runs from
-/// `target/<profile>/deps`, examples live in `target/<profile>/examples`.
-/// Built here (once per test binary), because `cargo test --test loadtest`
-/// builds no examples.
+/// The load tester's binary (built first if it is stale).
 fn loadtest_bin() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().expect("path of the test binary");
-        let profile_dir = exe
-            .parent()
-            .and_then(|deps| deps.parent())
-            .expect("test binary lives in target/<profile>/deps")
-            .to_path_buf();
-        let mut build = Command::new(env!("CARGO"));
-        build.args(["build", "--quiet", "--example", "loadtest"]);
-        if profile_dir.file_name().is_some_and(|p| p == "release") {
-            build.arg("--release");
-        }
-        let status = build.status().expect("run cargo build --example loadtest");
-        assert!(status.success(), "building the loadtest example failed");
-        profile_dir.join("examples").join("loadtest")
-    })
-    .clone()
+    common::process::example_bin("loadtest")
 }
 
 /// The number at `"key":` in a flat or nested JSON object (first occurrence).

@@ -17,7 +17,7 @@ use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::OnceLock;
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// How long one expected line, or the client's exit, may take.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -30,73 +30,7 @@ pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(20);
 /// from, is (re)built here rather than silently testing stale code.
 pub fn client_path() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let exe = std::env::current_exe().expect("path of the test binary");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("test binary lives in target/<profile>/deps");
-        let path = profile_dir
-            .join("examples")
-            .join(format!("client{}", std::env::consts::EXE_SUFFIX));
-        if is_stale(&path) {
-            build_client(profile_dir);
-        }
-        assert!(
-            path.exists(),
-            "no client binary at {}; run `cargo build --example client`",
-            path.display()
-        );
-        path
-    })
-}
-
-/// True when `binary` is missing or older than a source it is built from.
-fn is_stale(binary: &Path) -> bool {
-    let Ok(built) = binary.metadata().and_then(|m| m.modified()) else {
-        return true;
-    };
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut sources = vec![root.join("Cargo.toml")];
-    let mut dirs = vec![root.join("examples/client"), root.join("src")];
-    while let Some(dir) = dirs.pop() {
-        for entry in dir.read_dir().into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else {
-                sources.push(path);
-            }
-        }
-    }
-    sources.iter().any(|source| {
-        source
-            .metadata()
-            .and_then(|m| m.modified())
-            .is_ok_and(|modified: SystemTime| modified > built)
-    })
-}
-
-/// Runs `cargo build --example client` for the profile this test runs in.
-fn build_client(profile_dir: &Path) {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--quiet", "--example", "client"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    match profile_dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") | None => {}
-        Some("release") => {
-            cmd.arg("--release");
-        }
-        Some(other) => {
-            cmd.args(["--profile", other]);
-        }
-    }
-    if let Some(target_dir) = profile_dir.parent() {
-        cmd.arg("--target-dir").arg(target_dir);
-    }
-    let status = cmd.status().expect("run cargo to build the client example");
-    assert!(status.success(), "building the client example failed");
+    PATH.get_or_init(|| crate::common::process::example_bin("client"))
 }
 
 /// A running client process.

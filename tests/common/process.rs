@@ -243,3 +243,93 @@ impl ServerProcess {
         kb * 1024
     }
 }
+
+/// The example binary `name` of this test's profile (the test runs from
+/// `target/<profile>/deps`, examples live in `target/<profile>/examples`),
+/// built first when it is missing or older than a source it is built
+/// from: `cargo test --test X` builds no examples. Once per test binary.
+pub fn example_bin(name: &str) -> std::path::PathBuf {
+    use std::collections::HashMap;
+    use std::sync::OnceLock;
+    static BUILT: OnceLock<Mutex<HashMap<String, std::path::PathBuf>>> = OnceLock::new();
+    let mut built = BUILT
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(path) = built.get(name) {
+        return path.clone();
+    }
+    let exe = std::env::current_exe().expect("path of the test binary");
+    let profile_dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("test binary lives in target/<profile>/deps");
+    let path = profile_dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    if is_stale(&path, name) {
+        build_example(profile_dir, name);
+    }
+    assert!(
+        path.exists(),
+        "no {name} binary at {}; run `cargo build --example {name}`",
+        path.display()
+    );
+    built.insert(name.to_owned(), path.clone());
+    path
+}
+
+/// True when `binary` is missing or older than a source it is built from
+/// (Cargo.toml, `src/`, and the example's own file or folder).
+fn is_stale(binary: &std::path::Path, name: &str) -> bool {
+    let Ok(built) = binary.metadata().and_then(|m| m.modified()) else {
+        return true;
+    };
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut sources = vec![
+        root.join("Cargo.toml"),
+        root.join(format!("examples/{name}.rs")),
+    ];
+    let mut dirs = vec![root.join("examples").join(name), root.join("src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in dir.read_dir().into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                sources.push(path);
+            }
+        }
+    }
+    sources.iter().any(|source| {
+        source
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|modified| modified > built)
+    })
+}
+
+/// Runs `cargo build --example name` for the profile and target directory
+/// this test runs in.
+fn build_example(profile_dir: &std::path::Path, name: &str) {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet", "--example", name])
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => {}
+        Some("release") => {
+            cmd.arg("--release");
+        }
+        Some(other) => {
+            cmd.args(["--profile", other]);
+        }
+    }
+    if let Some(target_dir) = profile_dir.parent() {
+        cmd.arg("--target-dir").arg(target_dir);
+    }
+    let status = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("run cargo to build the {name} example: {e}"));
+    assert!(status.success(), "building the {name} example failed");
+}
