@@ -1455,29 +1455,21 @@ fn a_key_that_is_not_16_bytes_is_400() {
 #[test]
 fn the_binary_serves_the_web_front_end() {
     use common::process::ServerProcess;
-    // A free port for --http-port (the binary logs the address, but the
-    // helper only reads the chat listener's line).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let port_arg = port.to_string();
     let server = ServerProcess::spawn(
         None,
         &[
             "--port",
             "0",
             "--http-port",
-            &port_arg,
+            "0",
             "--allowed-origin",
             "http://a.example, https://b.example",
             "--ws-ping",
             "1",
         ],
     );
-    server.wait_for_log(&format!("listening (http) on 127.0.0.1:{port}"), 1);
-    let http_addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    // The binary logs `listening (http) on ADDR` once it serves.
+    let http_addr = server.listening("http");
     let page = http(http_addr, &request("GET", "/", ""));
     assert_eq!(page.status(), "HTTP/1.1 200 OK");
     assert!(page.body == ASSETS[0].2);

@@ -101,7 +101,12 @@ pub fn start_server() -> TestServer {
 
 /// Starts a server with `config` (its address should use port 0).
 pub fn start_with(config: Config) -> TestServer {
-    let server = Server::bind(config).expect("bind test server");
+    spawn(Server::bind(config).expect("bind test server"))
+}
+
+/// Runs a bound `server` on its own thread (read any other listener's
+/// address from it first).
+pub fn spawn(server: Server) -> TestServer {
     let addr = server.local_addr();
     let metrics = server.metrics_addr();
     let handle = server.handle();

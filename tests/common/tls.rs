@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
-use std::thread;
 use std::time::Instant;
 
 use chatroom::tls::Identity;
@@ -185,17 +184,8 @@ impl TlsServer {
 pub fn start_tls(config: Config) -> TlsServer {
     let server = Server::bind(config).expect("bind test server");
     let tls = server.addr(Listen::Tls).expect("the config asks for TLS");
-    let addr = server.local_addr();
-    let metrics = server.metrics_addr();
-    let handle = server.handle();
-    let thread = thread::spawn(move || server.run());
     TlsServer {
-        server: TestServer {
-            addr,
-            metrics,
-            handle,
-            thread: Some(thread),
-        },
+        server: super::spawn(server),
         tls,
     }
 }

@@ -8,7 +8,6 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use chatroom::{Config, Listen, Server};
@@ -77,17 +76,8 @@ pub fn start_web(config: Config) -> WebServer {
     let server = Server::bind(config).expect("bind test server");
     let http = server.addr(Listen::Http).expect("the config asks for http");
     let https = server.addr(Listen::Https);
-    let addr = server.local_addr();
-    let metrics = server.metrics_addr();
-    let handle = server.handle();
-    let thread = thread::spawn(move || server.run());
     WebServer {
-        server: TestServer {
-            addr,
-            metrics,
-            handle,
-            thread: Some(thread),
-        },
+        server: super::spawn(server),
         http,
         https,
     }
