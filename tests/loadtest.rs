@@ -43,14 +43,18 @@ fn json_num(json: &str, key: &str) -> f64 {
 /// Runs the tool with exactly `args`; bounded by [`RUN_LIMIT`].
 #[track_caller]
 fn loadtest(args: &[&str]) -> Output {
-    let child = Command::new(loadtest_bin())
+    wait_bounded(spawn_loadtest(args))
+}
+
+/// Starts the tool with `args`, its output piped, no stdin.
+fn spawn_loadtest(args: &[&str]) -> Child {
+    Command::new(loadtest_bin())
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn the loadtest example");
-    wait_bounded(child)
+        .expect("spawn the loadtest example")
 }
 
 /// Waits for `child` to exit, killing it (and failing) after [`RUN_LIMIT`].
@@ -330,21 +334,20 @@ fn server_down_fails_fast() {
 fn server_going_away_stops_the_run() {
     let server = start_with(test_config());
     let mut w = watcher(&server);
-    let child = Command::new(loadtest_bin())
-        .args([
-            "latency",
-            "--clients",
-            "10",
-            "--senders",
-            "2",
-            "--rate",
-            "100",
-        ])
-        .args(["--duration", "60", "--addr", &server.addr.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the loadtest example");
+    let addr = server.addr.to_string();
+    let child = spawn_loadtest(&[
+        "latency",
+        "--clients",
+        "10",
+        "--senders",
+        "2",
+        "--rate",
+        "100",
+        "--duration",
+        "60",
+        "--addr",
+        &addr,
+    ]);
     wait_for_traffic(&mut w);
     drop(w);
     let t0 = Instant::now();
@@ -379,22 +382,21 @@ fn server_addr_of(summary: &str) -> String {
 fn ctrl_c_prints_the_partial_summary() {
     let server = start_with(test_config());
     let mut w = watcher(&server);
-    let child = Command::new(loadtest_bin())
-        .args([
-            "latency",
-            "--clients",
-            "10",
-            "--senders",
-            "2",
-            "--rate",
-            "100",
-        ])
-        .args(["--duration", "60", "--json"])
-        .args(["--addr", &server.addr.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the loadtest example");
+    let addr = server.addr.to_string();
+    let child = spawn_loadtest(&[
+        "latency",
+        "--clients",
+        "10",
+        "--senders",
+        "2",
+        "--rate",
+        "100",
+        "--duration",
+        "60",
+        "--json",
+        "--addr",
+        &addr,
+    ]);
     wait_for_traffic(&mut w);
     // SAFETY: sends a signal to our own child process.
     assert_eq!(
