@@ -45,6 +45,9 @@ enum State {
 #[derive(Debug)]
 pub(super) struct Session {
     config: ClusterConfig,
+    /// `cr:n:<node>`: this node's own channel (join bursts, private
+    /// messages), compared with every event's channel.
+    node_channel: String,
     state: State,
     cmd: Option<RedisConn>,
     sub: Option<RedisConn>,
@@ -74,6 +77,7 @@ impl Session {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(1, |d| d.as_nanos() as u64);
         Session {
+            node_channel: format!("cr:n:{}", config.node),
             config,
             state: State::Down,
             cmd: None,
@@ -94,10 +98,6 @@ impl Session {
 
     pub(super) fn is_ready(&self) -> bool {
         self.state == State::Ready
-    }
-
-    fn node_channel(&self) -> String {
-        format!("cr:n:{}", self.config.node)
     }
 
     /// EVALSHA `script` with the node's name then `args`.
@@ -197,7 +197,7 @@ impl Session {
             cmd.command(&[b"SCRIPT", b"LOAD", script.source().as_bytes()]);
             self.pending.push_back(Op::Load(i));
         }
-        sub.command(&[b"SUBSCRIBE", self.node_channel().as_bytes()]);
+        sub.command(&[b"SUBSCRIBE", self.node_channel.as_bytes()]);
         self.shas = vec![None; scripts::ALL.len()];
         self.node_subscribed = false;
         self.cmd = Some(cmd);
@@ -381,30 +381,26 @@ impl RedisBus {
             }
             return Err(format!("unexpected frame on the subscription: {frame:?}"));
         };
-        let bytes = |f: &OwnedFrame| -> Vec<u8> {
-            match f {
-                OwnedFrame::BulkString(b) | OwnedFrame::SimpleString(b) => b.clone(),
-                _ => Vec::new(),
-            }
+        // Borrowed from the frame: an event is read, never copied.
+        let part = |i: usize| match parts.get(i) {
+            Some(OwnedFrame::BulkString(b) | OwnedFrame::SimpleString(b)) => b.as_slice(),
+            _ => &[],
         };
-        let kind = parts.first().map(bytes).unwrap_or_default();
-        let channel = parts.get(1).map(bytes).unwrap_or_default();
-        let channel = String::from_utf8_lossy(&channel).into_owned();
-        match kind.as_slice() {
+        let channel = String::from_utf8_lossy(part(1));
+        match part(0) {
             b"message" => {
-                let payload = parts.get(2).map(bytes).unwrap_or_default();
-                let Some(fields) = event::fields(&payload) else {
+                let Some(fields) = event::fields(part(2)) else {
                     warn!("cluster: malformed event on {channel}");
                     return Ok(());
                 };
                 if let Some(lroom) = channel.strip_prefix("cr:r:") {
                     self.room_event(lroom, &fields, out);
-                } else if channel == self.session.node_channel() {
+                } else if channel == self.session.node_channel {
                     self.node_event(&fields, out);
                 }
             }
             b"subscribe" => {
-                if channel == self.session.node_channel() {
+                if channel == self.session.node_channel {
                     self.session.node_subscribed = true;
                     // Rooms with members here (after a reconnect).
                     self.resubscribe_all();
