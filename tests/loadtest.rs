@@ -654,6 +654,62 @@ fn tls_that_cannot_be_verified_fails_fast() {
     }
 }
 
+/// A server's close_notify ends the client even when more bytes follow it
+/// in the same read (rustls ignores them and takes no more): the tool
+/// reports the closed connection, exit 1, instead of feeding rustls
+/// forever. The fake server keeps its socket open, so only the alert can
+/// end the run.
+#[test]
+fn tls_close_notify_followed_by_bytes_ends_the_client() {
+    use std::io::Write;
+    let pki = common::tls::Pki::new("loadtest test CA");
+    let config = pki.identity().load().expect("the test identity loads");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a port");
+    let addr = listener.local_addr().expect("its address").to_string();
+    let fake = std::thread::spawn(move || {
+        let (mut sock, _) = listener.accept().expect("the tool connects");
+        let mut tls = rustls::ServerConnection::new(config).expect("a session");
+        while tls.is_handshaking() {
+            tls.complete_io(&mut sock).expect("the handshake");
+        }
+        tls.send_close_notify();
+        let mut out = Vec::new();
+        while tls.wants_write() {
+            tls.write_tls(&mut out).expect("encode the records");
+        }
+        // More than rustls takes from one read_tls, so some is left over.
+        out.extend_from_slice(&[0x17; 3 * 4096]);
+        sock.write_all(&out)
+            .expect("send the alert and what follows");
+        let _ = sock.read_to_end(&mut Vec::new()); // until the tool closes
+    });
+    let out = loadtest(&[
+        "fanout",
+        "--tls",
+        "--ca",
+        pki.ca.to_str().unwrap(),
+        "--server-name",
+        "localhost",
+        "--addr",
+        &addr,
+        "--clients",
+        "1",
+        "--senders",
+        "1",
+        "--messages",
+        "1",
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr,
+        format!(
+            "loadtest: the server at {addr} closed every connection before any client registered\n"
+        )
+    );
+    fake.join().expect("the fake server ends");
+}
+
 /// Over WebSocket (`GET /ws` on the web port, a masked text frame per
 /// line) an open-loop run loses nothing.
 #[test]

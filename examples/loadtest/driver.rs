@@ -1120,10 +1120,16 @@ impl Driver {
             let mut handshaken = false;
             let mut took = got.map(|_| Took::default());
             // rustls takes a slice a record buffer at a time: feed, decrypt
-            // and drain until this read is used up.
-            while took.is_ok() && !records.is_empty() {
-                let fed = tls.read_tls(&mut records).map_err(|e| format!("TLS: {e}"));
-                let step = fed.and_then(|_| {
+            // and drain until this read is used up, or until the server's
+            // close_notify (rustls ignores what follows it and takes no
+            // more, so feeding on would never end).
+            while took.is_ok() && !eof && !records.is_empty() {
+                let fed = match tls.read_tls(&mut records) {
+                    Ok(0) => break,
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(format!("TLS: {e}")),
+                };
+                let step = fed.and_then(|()| {
                     tls.process_new_packets().map_err(|e| {
                         // Our alert, best effort, as any client would send it.
                         let _ = tls.write_tls(&mut conn.sock);
