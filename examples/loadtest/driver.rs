@@ -1125,7 +1125,11 @@ impl Driver {
             // more, so feeding on would never end).
             while took.is_ok() && !eof && !records.is_empty() {
                 let fed = match tls.read_tls(&mut records) {
-                    Ok(0) => break,
+                    // Only after a close_notify (then `eof` is set already).
+                    Ok(0) => {
+                        eof = true;
+                        break;
+                    }
                     Ok(_) => Ok(()),
                     Err(e) => Err(format!("TLS: {e}")),
                 };
@@ -1149,9 +1153,9 @@ impl Driver {
                             break;
                         }
                         Ok(plain) => {
-                            let (n, now) = (plain.len(), self.st.now_ns());
+                            let (len, now) = (plain.len(), self.st.now_ns());
                             took = take(&mut self.st, conn, plain, now).map(|t| t.or(so_far));
-                            reader.consume(n);
+                            reader.consume(len);
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                         Err(e) => took = Err(format!("read: {e}")),
