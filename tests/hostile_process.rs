@@ -248,15 +248,26 @@ fn output_buffers_stay_under_the_memory_bound() {
         })
     };
     let line = format!("{}\n", "f".repeat(4000));
-    let mut drain = flooder.try_clone().unwrap();
-    drain.set_nonblocking(true).unwrap();
+    // Non-blocking (a clone shares the file's flags), so the flooder reads
+    // its own echo while a full send buffer makes it wait.
+    flooder.set_nonblocking(true).unwrap();
     let mut sink = vec![0; 65536];
     let start = Instant::now();
     let mut sent = 0u32;
     while start.elapsed() < Duration::from_secs(8) {
-        flooder.write_all(line.as_bytes()).unwrap();
+        let mut rest = line.as_bytes();
+        while !rest.is_empty() {
+            match flooder.write(rest) {
+                Ok(n) => rest = &rest[n..],
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    while matches!(flooder.read(&mut sink), Ok(k) if k > 0) {}
+                    thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => panic!("the flooder's write failed: {e}"),
+            }
+        }
         sent += 1;
-        while matches!(drain.read(&mut sink), Ok(k) if k > 0) {}
+        while matches!(flooder.read(&mut sink), Ok(k) if k > 0) {}
         let due = start + Duration::from_millis(2) * sent;
         thread::sleep(due.saturating_duration_since(Instant::now()));
     }
