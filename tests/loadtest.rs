@@ -127,6 +127,20 @@ fn wait_for_traffic(w: &mut Client) {
     }
 }
 
+/// Starts a 60 s open-loop run against `server` (10 clients, 2 senders,
+/// 100 messages/s, and `extra`) and returns once its lines flow, for tests
+/// that stop it early.
+fn start_long_run(server: &TestServer, extra: &[&str]) -> Child {
+    let mut w = watcher(server);
+    let addr = server.addr.to_string();
+    let mut args = vec!["latency", "--clients", "10", "--senders", "2"];
+    args.extend(["--rate", "100", "--duration", "60", "--addr", &addr]);
+    args.extend_from_slice(extra);
+    let child = spawn_loadtest(&args);
+    wait_for_traffic(&mut w);
+    child
+}
+
 /// A fanout run in a room bigger than the notice limit (so join summaries
 /// flow too) counts every one of its 9,000 deliveries and no error.
 #[test]
@@ -333,23 +347,7 @@ fn server_down_fails_fast() {
 #[test]
 fn server_going_away_stops_the_run() {
     let server = start_with(test_config());
-    let mut w = watcher(&server);
-    let addr = server.addr.to_string();
-    let child = spawn_loadtest(&[
-        "latency",
-        "--clients",
-        "10",
-        "--senders",
-        "2",
-        "--rate",
-        "100",
-        "--duration",
-        "60",
-        "--addr",
-        &addr,
-    ]);
-    wait_for_traffic(&mut w);
-    drop(w);
+    let child = start_long_run(&server, &[]);
     let t0 = Instant::now();
     server.stop().expect("server stops");
     let out = wait_bounded(child);
@@ -381,23 +379,7 @@ fn server_addr_of(summary: &str) -> String {
 #[test]
 fn ctrl_c_prints_the_partial_summary() {
     let server = start_with(test_config());
-    let mut w = watcher(&server);
-    let addr = server.addr.to_string();
-    let child = spawn_loadtest(&[
-        "latency",
-        "--clients",
-        "10",
-        "--senders",
-        "2",
-        "--rate",
-        "100",
-        "--duration",
-        "60",
-        "--json",
-        "--addr",
-        &addr,
-    ]);
-    wait_for_traffic(&mut w);
+    let child = start_long_run(&server, &["--json"]);
     // SAFETY: sends a signal to our own child process.
     assert_eq!(
         unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) },
