@@ -1055,7 +1055,10 @@ impl Driver {
             let Some(conn) = self.conns.get_mut(key) else {
                 return;
             };
-            match conn.sock.read(&mut self.rbuf) {
+            let Some(got) = read_some(&mut conn.sock, &mut self.rbuf) else {
+                return;
+            };
+            match got {
                 Ok(0) => {
                     let name = &self.st.clients[conn.client].name;
                     let why = format!("server closed the connection of {name}");
@@ -1077,10 +1080,8 @@ impl Driver {
                         return;
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    self.broken(key, format!("read: {}", describe(&e)));
+                Err(why) => {
+                    self.broken(key, why);
                     return;
                 }
             }
@@ -1099,23 +1100,14 @@ impl Driver {
             let Some(conn) = self.conns.get_mut(key) else {
                 return;
             };
+            let Some(got) = read_some(&mut conn.sock, &mut self.rbuf) else {
+                return;
+            };
             let Some(mut tls) = conn.tls.take() else {
                 return;
             };
-            let (got, mut eof) = match conn.sock.read(&mut self.rbuf) {
-                Ok(0) => (Ok(0), true),
-                Ok(n) => (Ok(n), false),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    conn.tls = Some(tls);
-                    return;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                    conn.tls = Some(tls);
-                    continue;
-                }
-                Err(e) => (Err(format!("read: {}", describe(&e))), false),
-            };
             let n = *got.as_ref().unwrap_or(&0);
+            let mut eof = got == Ok(0);
             let mut records = &self.rbuf[..n];
             let mut handshaken = false;
             let mut took = got.map(|_| Took::default());
@@ -1360,6 +1352,19 @@ impl Driver {
         self.conns.clear();
         for r in &mut self.st.reach {
             r.open = 0;
+        }
+    }
+}
+
+/// One read from `sock` into `buf` (an interrupted read is retried):
+/// `None` if it would block, `Some(Ok(0))` at EOF.
+fn read_some(sock: &mut TcpStream, buf: &mut [u8]) -> Option<Result<usize, String>> {
+    loop {
+        match sock.read(buf) {
+            Ok(n) => return Some(Ok(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Some(Err(format!("read: {}", describe(&e)))),
         }
     }
 }
